@@ -1,0 +1,228 @@
+//! One HTTP request, start to finish: routing, authentication, authorization, faults, the handler, counting.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::Value;
+
+use crate::rbac::{Decision, RequestAttributes, UserInfo};
+use crate::request::{Ctx, Reply};
+use crate::route::{self, Route};
+use crate::state::Shared;
+use crate::status::ApiError;
+use crate::{admin, decode, discovery, objects, openapi, watch};
+
+/// The response body type: a full buffer or a watch stream.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// The user counted for requests without a valid token.
+const ANONYMOUS: &str = "system:anonymous";
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+/// A JSON response.
+pub fn json_response(code: u16, body: &Value) -> Response<Body> {
+    let mut resp = Response::new(full(body.to_string()));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// A Status error response (with Retry-After for 429 and 504, as the real server sends).
+pub fn error_response(err: &ApiError) -> Response<Body> {
+    let mut resp = json_response(err.code, &err.body());
+    if let Some(secs) = err
+        .details
+        .as_ref()
+        .and_then(|d| d.get("retryAfterSeconds"))
+        .and_then(Value::as_u64)
+    {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// Serves one request.
+pub async fn handle(
+    state: Shared,
+    server_address: String,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let query = parse_query(parts.uri.query());
+    let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    let path = parts.uri.path().to_string();
+    let route = route::parse(&parts.method, &path, watching);
+    if matches!(route, Route::Health) {
+        let mut resp = Response::new(full("ok"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        return resp;
+    }
+    let token = header_str(&parts.headers, header::AUTHORIZATION);
+    let user = token
+        .strip_prefix("Bearer ")
+        .and_then(|t| state.user_for(t.trim()));
+    let (verb, resource) = match &route {
+        Route::Resource(r) => (r.verb, r.rt.plural),
+        _ => ("get", ""),
+    };
+    let Some(user) = user else {
+        state.counters.request(ANONYMOUS, verb, resource, 401);
+        return error_response(&ApiError::unauthorized());
+    };
+    let body = match Limited::new(body, decode::MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            state.counters.request(&user.name, verb, resource, 413);
+            return error_response(&ApiError::too_large(decode::MAX_BODY));
+        }
+    };
+    let resp = match route {
+        Route::Admin(rest) => admin::handle(&state, &user, &parts.method, &rest, &body).await,
+        Route::Resource(req) => {
+            let ctx = Ctx {
+                state: state.clone(),
+                user: user.clone(),
+                req,
+                query,
+                content_type: header_str(&parts.headers, header::CONTENT_TYPE),
+                accept: header_str(&parts.headers, header::ACCEPT),
+                user_agent: header_str(&parts.headers, header::USER_AGENT),
+                body,
+            };
+            serve_resource(ctx).await
+        }
+        other => serve_non_resource(&state, &user, &path, &server_address, other),
+    };
+    state
+        .counters
+        .request(&user.name, verb, resource, resp.status().as_u16());
+    resp
+}
+
+fn serve_non_resource(
+    state: &Shared,
+    user: &UserInfo,
+    path: &str,
+    server_address: &str,
+    route: Route,
+) -> Response<Body> {
+    let attrs = RequestAttributes {
+        verb: "get",
+        api_group: "",
+        resource: "",
+        subresource: "",
+        namespace: "",
+        name: "",
+        resource_request: false,
+        path,
+    };
+    if let Decision::Deny { message } = state.authorizer.authorize(user, &attrs) {
+        return error_response(&ApiError::forbidden(message, "", "", ""));
+    }
+    let found = match route {
+        Route::Version => Some(discovery::version()),
+        Route::CoreVersions => Some(discovery::core_versions(server_address)),
+        Route::CoreResources => discovery::resources("", "v1"),
+        Route::Groups => Some(discovery::groups()),
+        Route::Group(g) => discovery::group(&g),
+        Route::GroupResources(g, v) => discovery::resources(&g, &v),
+        Route::OpenApiV2 => Some(openapi::v2()),
+        Route::OpenApiV3Index => Some(openapi::v3_index()),
+        Route::OpenApiV3(p) => openapi::v3(&p),
+        _ => None,
+    };
+    match found {
+        Some(doc) => json_response(200, &doc),
+        None => error_response(&ApiError::unknown_path()),
+    }
+}
+
+async fn serve_resource(ctx: Ctx) -> Response<Body> {
+    let state = ctx.state.clone();
+    let r = &ctx.req;
+    // As the real RequestInfoFactory does, a namespace object's own name is its namespace for RBAC, so that
+    // namespace-scoped RoleBindings cover `get namespace <ns>`.
+    let namespace = if r.rt.plural == "namespaces" {
+        &r.name
+    } else {
+        &r.namespace
+    };
+    let attrs = RequestAttributes {
+        verb: r.verb,
+        api_group: r.rt.group,
+        resource: r.rt.plural,
+        subresource: &r.subresource,
+        namespace,
+        name: &r.name,
+        resource_request: true,
+        path: "",
+    };
+    if let Decision::Deny { message } = state.authorizer.authorize(&ctx.user, &attrs) {
+        return error_response(&ApiError::forbidden(
+            message,
+            r.rt.group,
+            r.rt.plural,
+            &r.name,
+        ));
+    }
+    let user = ctx.user.name.clone();
+    state.faults.wait_unpartitioned(&user).await;
+    if let Some(delay) = state.faults.current_latency() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some((code, retry_after)) = state.faults.take_error(&user) {
+        let err = if code == 429 {
+            ApiError::too_many_requests(retry_after)
+        } else {
+            ApiError::internal("injected fault")
+        };
+        return error_response(&err);
+    }
+    let result = if ctx.req.verb == "watch" {
+        watch::start(ctx)
+    } else {
+        objects::handle(&ctx)
+    };
+    match result {
+        Ok(Reply::Json(code, body)) => json_response(code, &body),
+        Ok(Reply::Watch(stream)) => {
+            let body = StreamBody::new(stream.map(|b| Ok::<_, Infallible>(Frame::data(b))));
+            let mut resp = Response::new(BodyExt::boxed(body));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => error_response(&e),
+    }
+}

@@ -1,0 +1,217 @@
+//! Watch streams: `?watch=1` with resume from a resourceVersion, bookmarks, timeouts, selectors (including an
+//! object leaving a label selection, which the client sees as DELETED), Table events for `kubectl get -w`, and
+//! the faults that freeze or close watches.
+//!
+//! Each watch runs as one task that pulls changes from the store's history and writes newline-delimited JSON
+//! events into a bounded channel, which the HTTP body drains. A slow client therefore slows only its own task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::objects::{Filter, present};
+use crate::request::{Ctx, Reply, Result};
+use crate::resource::ResourceType;
+use crate::state::Shared;
+use crate::status::ApiError;
+use crate::store::{Change, ChangeType};
+use crate::table;
+
+/// The body of a watch response: one JSON event per item.
+pub type WatchStream = ReceiverStream<Bytes>;
+
+/// How long a watch lasts without `timeoutSeconds`, like the real server's default request timeout.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+struct Watch {
+    state: Shared,
+    rt: &'static ResourceType,
+    namespace: String,
+    user: String,
+    filter: Filter,
+    bookmarks: bool,
+    table: Option<TableMode>,
+    tx: mpsc::Sender<Bytes>,
+    last_rv: u64,
+}
+
+struct TableMode {
+    ctx_query: Ctx,
+    columns_sent: bool,
+}
+
+/// Starts a watch for the request; the answer streams until timeout, fault or client disconnect.
+pub fn start(ctx: Ctx) -> Result {
+    let filter = Filter::from_ctx(&ctx)?;
+    let requested = ctx.param("resourceVersion").to_string();
+    let timeout = ctx
+        .param("timeoutSeconds")
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let start_rv = match requested.as_str() {
+        "" | "0" => None,
+        n => Some(
+            n.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {n}")))?,
+        ),
+    };
+    let initial_events = ctx.flag("sendInitialEvents");
+    let (tx, rx) = mpsc::channel(64);
+    let bookmarks = ctx.flag("allowWatchBookmarks");
+    let rt = ctx.req.rt;
+    let state = ctx.state.clone();
+    let namespace = ctx.req.namespace.clone();
+    let user = ctx.user.name.clone();
+    let table = ctx.wants_table().then_some(TableMode {
+        ctx_query: ctx,
+        columns_sent: false,
+    });
+    let watch = Watch {
+        state,
+        rt,
+        namespace,
+        user,
+        filter,
+        bookmarks,
+        table,
+        tx,
+        last_rv: 0,
+    };
+    tokio::spawn(watch.run(start_rv, initial_events, Instant::now() + timeout));
+    Ok(Reply::Watch(ReceiverStream::new(rx)))
+}
+
+impl Watch {
+    async fn run(mut self, start_rv: Option<u64>, initial_events: bool, deadline: Instant) {
+        let generation = self.state.faults.watch_generation();
+        let mut rv_rx = self.state.store.subscribe();
+        let mut faults_rx = self.state.faults.subscribe();
+        match start_rv {
+            Some(rv) if !initial_events => self.last_rv = rv,
+            _ => {
+                if !self.send_initial(initial_events).await {
+                    return;
+                }
+            }
+        }
+        let interval = self.state.bookmark_interval;
+        let mut next_bookmark = Instant::now() + interval;
+        loop {
+            if self.state.faults.watch_generation() != generation {
+                return;
+            }
+            let frozen = self.state.faults.watches_frozen(&self.user);
+            if !frozen && !self.deliver_changes().await {
+                return;
+            }
+            tokio::select! {
+                r = rv_rx.changed() => if r.is_err() { return },
+                r = faults_rx.changed() => if r.is_err() { return },
+                () = sleep_until(next_bookmark) => {
+                    next_bookmark = Instant::now() + interval;
+                    if self.bookmarks && !frozen && !self.send_bookmark(false).await {
+                        return;
+                    }
+                }
+                () = sleep_until(deadline) => return,
+                () = self.tx.closed() => return,
+            }
+        }
+    }
+
+    /// Sends ADDED for every matching object, as a watch without a resourceVersion starts.
+    async fn send_initial(&mut self, with_end_bookmark: bool) -> bool {
+        let ns = (!self.namespace.is_empty()).then_some(self.namespace.as_str());
+        let (items, rv) = self.state.store.list(self.rt.store, ns);
+        self.last_rv = rv;
+        for item in items {
+            let shown = present(self.rt, &item);
+            if self.filter.matches(&shown) && !self.send("ADDED", shown).await {
+                return false;
+            }
+        }
+        if with_end_bookmark && self.bookmarks {
+            return self.send_bookmark(true).await;
+        }
+        true
+    }
+
+    async fn deliver_changes(&mut self) -> bool {
+        let changes = match self.state.store.changes_since(self.last_rv) {
+            Ok(c) => c,
+            Err(e) => {
+                let line = json!({ "type": "ERROR", "object": e.body() });
+                let _ = self.tx.send(Bytes::from(format!("{line}\n"))).await;
+                return false;
+            }
+        };
+        for change in changes {
+            self.last_rv = change.rv;
+            if let Some((kind, obj)) = self.event_for(&change)
+                && !self.send(kind, obj).await
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// What this watch shows for a change, if anything: label-selected watches see an object leave as DELETED
+    /// and enter as ADDED.
+    fn event_for(&self, change: &Arc<Change>) -> Option<(&'static str, Value)> {
+        if change.bucket != self.rt.store
+            || (!self.namespace.is_empty() && change.namespace != self.namespace)
+        {
+            return None;
+        }
+        let now = present(self.rt, &change.obj);
+        let now_matches = self.filter.matches(&now);
+        let was_matching = change
+            .prev
+            .as_ref()
+            .is_some_and(|p| self.filter.matches(&present(self.rt, p)));
+        let kind = match (change.kind, was_matching, now_matches) {
+            (ChangeType::Added, _, true) => "ADDED",
+            (ChangeType::Modified, true, true) => "MODIFIED",
+            (ChangeType::Modified, false, true) => "ADDED",
+            (ChangeType::Modified, true, false) => "DELETED",
+            (ChangeType::Deleted, _, true) => "DELETED",
+            _ => return None,
+        };
+        Some((kind, now))
+    }
+
+    async fn send(&mut self, kind: &str, obj: Value) -> bool {
+        let object = match &mut self.table {
+            Some(t) => {
+                let rv = crate::meta::resource_version(&obj).to_string();
+                let tbl = table::table(&t.ctx_query, self.rt, &[obj], &rv, !t.columns_sent);
+                t.columns_sent = true;
+                tbl
+            }
+            None => obj,
+        };
+        let line = json!({ "type": kind, "object": object });
+        self.state.counters.watch_events(&self.user, 1);
+        self.tx.send(Bytes::from(format!("{line}\n"))).await.is_ok()
+    }
+
+    async fn send_bookmark(&mut self, initial_end: bool) -> bool {
+        let mut metadata =
+            json!({ "resourceVersion": self.last_rv.to_string(), "creationTimestamp": null });
+        if initial_end {
+            metadata["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
+        }
+        let line = json!({
+            "type": "BOOKMARK",
+            "object": { "kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": metadata },
+        });
+        self.tx.send(Bytes::from(format!("{line}\n"))).await.is_ok()
+    }
+}

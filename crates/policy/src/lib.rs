@@ -1,0 +1,1 @@
+//! leasehold-policy: the pure rules behind leasehold (work in progress).
