@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,7 @@ struct State {
 pub struct Faults {
     state: Mutex<State>,
     changed: watch::Sender<u64>,
+    hung: AtomicUsize,
 }
 
 impl Default for Faults {
@@ -71,6 +73,7 @@ impl Default for Faults {
         Self {
             state: Mutex::new(State::default()),
             changed: watch::channel(0).0,
+            hung: AtomicUsize::new(0),
         }
     }
 }
@@ -184,9 +187,25 @@ impl Faults {
         })
     }
 
+    /// How many requests are hanging in a partition right now, so tests can wait until one has arrived.
+    pub fn hung_requests(&self) -> usize {
+        self.hung.load(Ordering::SeqCst)
+    }
+
     /// Waits while `user` is partitioned with hanging requests.
     pub async fn wait_unpartitioned(&self, user: &str) {
+        if !self.requests_hang(user) {
+            return;
+        }
+        struct Hung<'a>(&'a AtomicUsize);
+        impl Drop for Hung<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         let mut rx = self.subscribe();
+        self.hung.fetch_add(1, Ordering::SeqCst);
+        let _hung = Hung(&self.hung);
         while self.requests_hang(user) {
             if rx.changed().await.is_err() {
                 return;

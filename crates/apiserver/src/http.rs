@@ -91,17 +91,18 @@ pub async fn handle(
         .strip_prefix("Bearer ")
         .and_then(|t| state.user_for(t.trim()));
     let (verb, resource) = match &route {
-        Route::Resource(r) => (r.verb, r.rt.plural),
-        _ => ("get", ""),
+        Route::Resource(r) => (r.verb, r.rt.plural.to_string()),
+        Route::UnknownResource { verb, plural, .. } => (*verb, plural.clone()),
+        _ => ("get", String::new()),
     };
     let Some(user) = user else {
-        state.counters.request(ANONYMOUS, verb, resource, 401);
+        state.counters.request(ANONYMOUS, verb, &resource, 401);
         return error_response(&ApiError::unauthorized());
     };
     let body = match Limited::new(body, decode::MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            state.counters.request(&user.name, verb, resource, 413);
+            state.counters.request(&user.name, verb, &resource, 413);
             return error_response(&ApiError::too_large(decode::MAX_BODY));
         }
     };
@@ -120,11 +121,29 @@ pub async fn handle(
             };
             serve_resource(ctx).await
         }
+        Route::UnknownResource { group, plural, namespace, name, verb } => {
+            let attrs = RequestAttributes {
+                verb,
+                api_group: &group,
+                resource: &plural,
+                subresource: "",
+                namespace: &namespace,
+                name: &name,
+                resource_request: true,
+                path: &path,
+            };
+            match state.authorizer.authorize(&user, &attrs) {
+                Decision::Deny { message } => {
+                    error_response(&ApiError::forbidden(message, &group, &plural, &name))
+                }
+                Decision::Allow => error_response(&ApiError::unknown_path()),
+            }
+        }
         other => serve_non_resource(&state, &user, &path, &server_address, other),
     };
     state
         .counters
-        .request(&user.name, verb, resource, resp.status().as_u16());
+        .request(&user.name, verb, &resource, resp.status().as_u16());
     resp
 }
 

@@ -46,6 +46,20 @@ pub enum Route {
     Admin(String),
     /// An object or collection request.
     Resource(ResourceRequest),
+    /// A resource-shaped path for a resource the server does not serve (secrets, configmaps, ...). It is still
+    /// authorized first, as the real server does, so a forbidden user sees 403 rather than 404.
+    UnknownResource {
+        /// API group from the path.
+        group: String,
+        /// Resource from the path.
+        plural: String,
+        /// Namespace from the path, "" if none.
+        namespace: String,
+        /// Object name from the path, "" if none.
+        name: String,
+        /// The verb the method and path imply.
+        verb: &'static str,
+    },
     /// A known group-version but an unknown resource, or an unknown path.
     NotFound,
 }
@@ -105,12 +119,6 @@ fn resource_route(
         ),
         _ => return Route::NotFound,
     };
-    let Some(rt) = resource::lookup(group, version, plural) else {
-        return Route::NotFound;
-    };
-    if !rt.namespaced && !namespace.is_empty() {
-        return Route::NotFound;
-    }
     let verb = match (method.as_str(), name.is_empty()) {
         ("GET", false) => "get",
         ("GET", true) if watch => "watch",
@@ -121,6 +129,16 @@ fn resource_route(
         ("DELETE", false) => "delete",
         ("DELETE", true) => "deletecollection",
         _ => "unknown",
+    };
+    let Some(rt) = resource::lookup(group, version, plural).filter(|rt| rt.namespaced || namespace.is_empty())
+    else {
+        return Route::UnknownResource {
+            group: group.to_string(),
+            plural: plural.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            verb,
+        };
     };
     Route::Resource(ResourceRequest {
         rt,

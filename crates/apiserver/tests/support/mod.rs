@@ -133,6 +133,19 @@ impl WatchReader {
         }
     }
 
+    /// Whether the server ends the stream within `wait` (true) rather than leaving it open (false); events read
+    /// meanwhile are dropped.
+    pub async fn ends_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     /// Reads events until `pred` matches one, failing after `wait`.
     pub async fn until(&mut self, wait: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + wait;
