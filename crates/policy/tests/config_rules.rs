@@ -672,3 +672,13 @@ fn tag_rules_from_config() {
     assert_eq!(t.get("ip"), Some("10.0.0.1"));
     assert_eq!(t.get("project"), None);
 }
+
+#[test]
+fn settle_defaults_to_twice_the_retry_period_and_follows_it() {
+    let c = load_with(&[], None, None).unwrap();
+    assert_eq!(c.lease.settle, Duration::from_secs(4));
+    let c = load_with(&[("LEASEHOLD_RETRY_PERIOD", "3s")], None, None).unwrap();
+    assert_eq!(c.lease.settle, Duration::from_secs(6));
+    let c = load_with(&[("LEASEHOLD_TASK_SETTLE", "9s")], None, None).unwrap();
+    assert_eq!(c.lease.settle, Duration::from_secs(9));
+}

@@ -100,12 +100,11 @@ pub(crate) fn merge(
         .or(file.takeover_spread)
         .unwrap_or_else(|| Setting::new(format!("{} (default: RP)", rp.key), rp.value));
     let takeover_spread = validate::takeover_spread(&spread, &ld)?;
-    let settle = pick(
-        env_layer.settle,
-        file.settle,
-        lease_defaults.settle,
-        "lease.settle",
-    );
+    // The settle time follows RP unless set: issue 6 makes it 2×RP by default.
+    let settle = env_layer
+        .settle
+        .or(file.settle)
+        .unwrap_or_else(|| Setting::new(format!("{} (default: 2×RP)", rp.key), rp.value * 2));
     let member_duration = pick(
         env_layer.member_duration,
         file.member_duration,

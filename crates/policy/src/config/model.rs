@@ -130,8 +130,8 @@ impl Default for LeaseConfig {
     /// Namespace `default` (Kubernetes' own default, the last resort when neither the pod
     /// nor the service account says otherwise); prefix `leasehold-`; client-go timing;
     /// takeover spread equal to RP (the design's default; when only RP is configured the
-    /// spread follows it); settle 20 s, one member renew period, so the new owner has
-    /// renewed its member Lease at least once before the old one lets go.
+    /// spread follows it); settle 2×RP (issue 6; it also follows RP when only RP is
+    /// configured), long enough for the new owner's member Lease to have been seen live.
     fn default() -> Self {
         let timing = Timing::default();
         LeaseConfig {
@@ -139,7 +139,7 @@ impl Default for LeaseConfig {
             prefix: LeasePrefix::default(),
             timing,
             takeover_spread: timing.retry_period,
-            settle: Duration::from_secs(20),
+            settle: timing.retry_period * 2,
             member: MemberTiming::default(),
         }
     }
