@@ -78,6 +78,12 @@ pub async fn handle(
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     let path = parts.uri.path().to_string();
     let route = route::parse(&parts.method, &path, watching);
+    // The real server's system:public-info-viewer role lets anyone, even unauthenticated, read /version and the
+    // health endpoints. kubectl's version dispatcher relies on it: client-go sends no bearer token over plain HTTP.
+    if matches!(route, Route::Version) {
+        state.counters.request(ANONYMOUS, "get", "", 200);
+        return json_response(200, &discovery::version());
+    }
     if matches!(route, Route::Health) {
         let mut resp = Response::new(full("ok"));
         resp.headers_mut().insert(
@@ -118,10 +124,17 @@ pub async fn handle(
                 accept: header_str(&parts.headers, header::ACCEPT),
                 user_agent: header_str(&parts.headers, header::USER_AGENT),
                 body,
+                warnings: Default::default(),
             };
             serve_resource(ctx).await
         }
-        Route::UnknownResource { group, plural, namespace, name, verb } => {
+        Route::UnknownResource {
+            group,
+            plural,
+            namespace,
+            name,
+            verb,
+        } => {
             let attrs = RequestAttributes {
                 verb,
                 api_group: &group,
@@ -139,7 +152,10 @@ pub async fn handle(
                 Decision::Allow => error_response(&ApiError::unknown_path()),
             }
         }
-        other => serve_non_resource(&state, &user, &path, &server_address, other),
+        other => {
+            let accept = header_str(&parts.headers, header::ACCEPT);
+            serve_non_resource(&state, &user, &path, &server_address, &accept, other)
+        }
     };
     state
         .counters
@@ -152,6 +168,7 @@ fn serve_non_resource(
     user: &UserInfo,
     path: &str,
     server_address: &str,
+    accept: &str,
     route: Route,
 ) -> Response<Body> {
     let attrs = RequestAttributes {
@@ -174,9 +191,26 @@ fn serve_non_resource(
         Route::Groups => Some(discovery::groups()),
         Route::Group(g) => discovery::group(&g),
         Route::GroupResources(g, v) => discovery::resources(&g, &v),
-        Route::OpenApiV2 => Some(openapi::v2()),
-        Route::OpenApiV3Index => Some(openapi::v3_index()),
-        Route::OpenApiV3(p) => openapi::v3(&p),
+        Route::OpenApiV2 if !openapi::v2_acceptable(accept) => {
+            return error_response(&ApiError {
+                code: 406,
+                reason: "NotAcceptable",
+                message: "only the following media types are accepted: application/json".into(),
+                details: None,
+            });
+        }
+        Route::OpenApiV2 | Route::OpenApiV3Index | Route::OpenApiV3(_) => {
+            let doc = match &route {
+                Route::OpenApiV2 => openapi::v2().map(Some),
+                Route::OpenApiV3(p) => openapi::v3(p),
+                _ => openapi::v3_index().map(Some),
+            };
+            return match doc {
+                Ok(Some(doc)) => json_response(200, doc),
+                Ok(None) => error_response(&ApiError::unknown_path()),
+                Err(e) => error_response(&ApiError::internal(e.to_string())),
+            };
+        }
         _ => None,
     };
     match found {
@@ -226,12 +260,17 @@ async fn serve_resource(ctx: Ctx) -> Response<Body> {
         };
         return error_response(&err);
     }
-    let result = if ctx.req.verb == "watch" {
-        watch::start(ctx)
+    let (result, warnings) = if ctx.req.verb == "watch" {
+        (watch::start(ctx), vec![])
     } else {
-        objects::handle(&ctx)
+        let result = objects::handle(&ctx);
+        let warnings = ctx
+            .warnings
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (result, warnings)
     };
-    match result {
+    let mut resp = match result {
         Ok(Reply::Json(code, body)) => json_response(code, &body),
         Ok(Reply::Watch(stream)) => {
             let body = StreamBody::new(stream.map(|b| Ok::<_, Infallible>(Frame::data(b))));
@@ -243,5 +282,13 @@ async fn serve_resource(ctx: Ctx) -> Response<Body> {
             resp
         }
         Err(e) => error_response(&e),
+    };
+    for text in warnings {
+        // RFC 7234 warn-text is a quoted string: escape quotes and backslashes, as the real server does.
+        let quoted = text.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
     }
+    resp
 }

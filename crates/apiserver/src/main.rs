@@ -49,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    raise_nofile();
     let tokens = match &args.token_file {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -87,4 +88,15 @@ async fn main() -> anyhow::Result<()> {
     }
     server.shutdown().await;
     Ok(())
+}
+
+/// Raises the soft open-files limit to the hard one: every watch is a connection, and tests and benches hold
+/// thousands of them.
+fn raise_nofile() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    limit.current = limit.maximum;
+    if let Err(e) = setrlimit(Resource::Nofile, limit) {
+        tracing::warn!(error = %e, "could not raise RLIMIT_NOFILE; fewer concurrent watches will fit");
+    }
 }

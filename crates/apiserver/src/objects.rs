@@ -205,11 +205,29 @@ fn default_object(rt: &ResourceType, obj: &mut Value) {
     match rt.kind {
         "Event" => event_view::default_stored(obj),
         "Namespace" => {
-            if obj.get("spec").is_none() {
-                obj["spec"] = json!({ "finalizers": ["kubernetes"] });
+            // kubectl create namespace sends `"spec":{}` and `"status":{}`; the real strategy still fills both.
+            let Some(map) = obj.as_object_mut() else {
+                return;
+            };
+            if let Some(spec) = map
+                .entry("spec")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+            {
+                spec.entry("finalizers")
+                    .or_insert_with(|| json!(["kubernetes"]));
             }
-            if obj.get("status").is_none() {
-                obj["status"] = json!({ "phase": "Active" });
+            if let Some(status) = map
+                .entry("status")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                && status
+                    .get("phase")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty()
+            {
+                status.insert("phase".into(), json!("Active"));
             }
         }
         _ => {}
@@ -294,7 +312,7 @@ fn reply_written(ctx: &Ctx, obj: &Value, created: bool) -> Reply {
 
 fn create(ctx: &Ctx) -> Result {
     let rt = ctx.req.rt;
-    let mut obj = to_stored(rt, decode::object(rt, &ctx.content_type, &ctx.body)?);
+    let mut obj = to_stored(rt, decode::object_validated(ctx)?);
     check_body_namespace(ctx, &obj)?;
     check_namespace(ctx)?;
     generate_name(&mut obj);
@@ -380,7 +398,7 @@ fn same_object(a: &Value, b: &Value) -> bool {
 
 fn update(ctx: &Ctx) -> Result {
     let rt = ctx.req.rt;
-    let mut body = to_stored(rt, decode::object(rt, &ctx.content_type, &ctx.body)?);
+    let mut body = to_stored(rt, decode::object_validated(ctx)?);
     let name = ctx.req.name.clone();
     if meta::name(&body) != name {
         return Err(ApiError::bad_request(format!(
@@ -499,6 +517,9 @@ fn patch(ctx: &Ctx) -> Result {
     }
     let manager = ctx.manager();
     let body = ctx.body.clone();
+    // `kubectl diff` patches with dryRun=All: answer the patched object without storing it.
+    let dry_run = ctx.dry_run();
+    let mut dry_answer = None;
     let written = ctx
         .state
         .store
@@ -511,6 +532,8 @@ fn patch(ctx: &Ctx) -> Result {
                 message: e.to_string(),
                 details: (e.code() == 422).then(|| json!({})),
             })?;
+            let mut patched = patched;
+            decode::patched_validated(ctx, &mut patched)?;
             let mut new = to_stored(rt, patched);
             let rv = meta::resource_version(&new);
             if !rv.is_empty() && rv != meta::resource_version(live) {
@@ -546,8 +569,16 @@ fn patch(ctx: &Ctx) -> Result {
             if same_object(live, &new) {
                 return Ok(WriteOp::Keep);
             }
+            if dry_run {
+                dry_answer = Some(new);
+                return Err(ApiError::internal("dry run"));
+            }
             Ok(WriteOp::Put(new))
-        })?;
+        });
+    if let Some(obj) = dry_answer {
+        return Ok(reply_written(ctx, &obj, false));
+    }
+    let written = written?;
     Ok(reply_written(ctx, &written.obj, false))
 }
 
@@ -570,6 +601,7 @@ fn apply(ctx: &Ctx, name: &str, now: &str, api_version: &str) -> Result {
     let applied =
         patch::parse_apply_body(&ctx.body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     decode::check_kind(rt, &applied, &ctx.body)?;
+    decode::applied_validated(rt, &applied)?;
     if meta::name(&applied) != name {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({}) does not match the name on the URL ({name})",
@@ -585,6 +617,8 @@ fn apply(ctx: &Ctx, name: &str, now: &str, api_version: &str) -> Result {
     {
         check_namespace(ctx)?;
     }
+    let dry_run = ctx.dry_run();
+    let mut dry_answer = None;
     let written = ctx
         .state
         .store
@@ -617,8 +651,16 @@ fn apply(ctx: &Ctx, name: &str, now: &str, api_version: &str) -> Result {
             if live.is_some_and(|l| same_object(l, &new)) {
                 return Ok(WriteOp::Keep);
             }
+            if dry_run {
+                dry_answer = Some((new, live.is_none()));
+                return Err(ApiError::internal("dry run"));
+            }
             Ok(WriteOp::Put(new))
-        })?;
+        });
+    if let Some((obj, created)) = dry_answer {
+        return Ok(reply_written(ctx, &obj, created));
+    }
+    let written = written?;
     Ok(reply_written(ctx, &written.obj, written.created))
 }
 

@@ -28,6 +28,9 @@ pub struct Ctx {
     pub user_agent: String,
     /// The request body.
     pub body: Bytes,
+    /// Warnings for the client, sent as `Warning: 299 - "..."` headers (e.g. unknown fields dropped under
+    /// `fieldValidation=Warn`). A mutex because handlers only get `&Ctx`.
+    pub warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl Ctx {
@@ -54,6 +57,13 @@ impl Ctx {
         match self.param("fieldManager") {
             "" => crate::fields::manager_from_user_agent(&self.user_agent),
             m => m.to_string(),
+        }
+    }
+
+    /// Adds a warning for the client (a `Warning` response header).
+    pub fn warn(&self, text: String) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push(text);
         }
     }
 

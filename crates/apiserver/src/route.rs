@@ -130,7 +130,8 @@ fn resource_route(
         ("DELETE", true) => "deletecollection",
         _ => "unknown",
     };
-    let Some(rt) = resource::lookup(group, version, plural).filter(|rt| rt.namespaced || namespace.is_empty())
+    let Some(rt) =
+        resource::lookup(group, version, plural).filter(|rt| rt.namespaced || namespace.is_empty())
     else {
         return Route::UnknownResource {
             group: group.to_string(),
@@ -196,14 +197,14 @@ mod tests {
     }
 
     #[test]
-    fn unknown_resources_are_not_found() {
+    fn unknown_resources_are_authorized_before_not_found() {
         assert!(matches!(
             parse(
                 &Method::GET,
                 "/apis/coordination.k8s.io/v1/namespaces/ns/nopes",
                 false
             ),
-            Route::NotFound
+            Route::UnknownResource { .. }
         ));
         assert!(matches!(
             parse(&Method::GET, "/nothing", false),

@@ -47,17 +47,34 @@ async fn the_binary_writes_a_working_kubeconfig_and_enforces_tokens_and_rbac() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let url = line.trim().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let text = std::fs::read_to_string(&kubeconfig).unwrap();
     assert_eq!(server_from_kubeconfig(&text), url);
     let admin = token_from_kubeconfig(&text);
-    assert_eq!(get(&url, "/api/v1/namespaces/default", &admin).await.code, 200);
-    assert_eq!(get(&url, "/apis/coordination.k8s.io/v1/leases", "viewer-token").await.code, 200);
-    assert_eq!(get(&url, "/api/v1/namespaces", "viewer-token").await.code, 403);
+    assert_eq!(
+        get(&url, "/api/v1/namespaces/default", &admin).await.code,
+        200
+    );
+    assert_eq!(
+        get(&url, "/apis/coordination.k8s.io/v1/leases", "viewer-token")
+            .await
+            .code,
+        200
+    );
+    assert_eq!(
+        get(&url, "/api/v1/namespaces", "viewer-token").await.code,
+        403
+    );
     assert_eq!(get(&url, "/api/v1/namespaces", "unknown").await.code, 401);
-    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(child.wait().unwrap().success(), "SIGTERM exits 0");
 }
 
@@ -73,5 +90,8 @@ fn a_bad_token_file_stops_start_up_with_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--token-file") && err.contains("line 1"), "{err}");
+    assert!(
+        err.contains("--token-file") && err.contains("line 1"),
+        "{err}"
+    );
 }

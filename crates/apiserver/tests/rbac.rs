@@ -60,10 +60,22 @@ async fn server() -> leasehold_apiserver::Server {
 #[tokio::test]
 async fn a_missing_or_unknown_token_gets_401() {
     let server = server().await;
-    let none = request(&server.url(), "GET", "/api/v1/namespaces", None, None, None, None).await;
+    let none = request(
+        &server.url(),
+        "GET",
+        "/api/v1/namespaces",
+        None,
+        None,
+        None,
+        None,
+    )
+    .await;
     assert_eq!(none.code, 401);
     assert_eq!(none.json()["message"], "Unauthorized");
-    assert_eq!(get(&server.url(), "/api/v1/namespaces", "nope").await.code, 401);
+    assert_eq!(
+        get(&server.url(), "/api/v1/namespaces", "nope").await.code,
+        401
+    );
 }
 
 #[tokio::test]
@@ -71,10 +83,30 @@ async fn a_service_account_may_do_exactly_what_its_role_grants() {
     let server = server().await;
     let base = server.url();
     let leases = "/apis/coordination.k8s.io/v1/namespaces/agents/leases";
-    let created = send(&base, "POST", leases, "agent-token", "application/json", &lease("l", "n")).await;
+    let created = send(
+        &base,
+        "POST",
+        leases,
+        "agent-token",
+        "application/json",
+        &lease("l", "n"),
+    )
+    .await;
     assert_eq!(created.code, 201, "{}", created.text);
-    assert_eq!(get(&base, &format!("{leases}/l"), "agent-token").await.code, 200);
-    let del = request(&base, "DELETE", &format!("{leases}/l"), Some("agent-token"), None, None, None).await;
+    assert_eq!(
+        get(&base, &format!("{leases}/l"), "agent-token").await.code,
+        200
+    );
+    let del = request(
+        &base,
+        "DELETE",
+        &format!("{leases}/l"),
+        Some("agent-token"),
+        None,
+        None,
+        None,
+    )
+    .await;
     assert_eq!(del.code, 403);
     assert_eq!(
         del.json()["message"],
@@ -87,32 +119,71 @@ async fn a_service_account_may_do_exactly_what_its_role_grants() {
 async fn other_namespaces_secrets_and_cluster_scope_are_forbidden() {
     let server = server().await;
     let base = server.url();
-    let other = get(&base, "/apis/coordination.k8s.io/v1/namespaces/default/leases", "agent-token").await;
+    let other = get(
+        &base,
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+        "agent-token",
+    )
+    .await;
     assert_eq!(other.code, 403);
     assert_eq!(
         other.json()["message"],
         "leases.coordination.k8s.io is forbidden: User \"system:serviceaccount:agents:leasehold\" cannot list resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"default\""
     );
     let secret = get(&base, "/api/v1/namespaces/agents/secrets/s", "agent-token").await;
-    assert_eq!(secret.code, 403, "a secret is forbidden before it is unknown");
+    assert_eq!(
+        secret.code, 403,
+        "a secret is forbidden before it is unknown"
+    );
     let cluster = get(&base, "/api/v1/namespaces", "agent-token").await;
     assert_eq!(cluster.code, 403);
     // Discovery stays open to every authenticated user.
-    assert_eq!(get(&base, "/apis/coordination.k8s.io/v1", "agent-token").await.code, 200);
+    assert_eq!(
+        get(&base, "/apis/coordination.k8s.io/v1", "agent-token")
+            .await
+            .code,
+        200
+    );
 }
 
 #[tokio::test]
 async fn group_bindings_apply_to_token_file_groups() {
     let server = server().await;
     let base = server.url();
-    assert_eq!(get(&base, "/apis/coordination.k8s.io/v1/namespaces/default/leases", "reader-token").await.code, 200);
-    let write = send(&base, "POST", "/apis/coordination.k8s.io/v1/namespaces/default/leases", "reader-token", "application/json", &lease("x", "n")).await;
+    assert_eq!(
+        get(
+            &base,
+            "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+            "reader-token"
+        )
+        .await
+        .code,
+        200
+    );
+    let write = send(
+        &base,
+        "POST",
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+        "reader-token",
+        "application/json",
+        &lease("x", "n"),
+    )
+    .await;
     assert_eq!(write.code, 403);
 }
 
 #[tokio::test]
 async fn masters_bypass_rbac() {
     let server = server().await;
-    let del = request(&server.url(), "DELETE", "/api/v1/namespaces/agents", Some(&server.admin_token()), None, None, None).await;
+    let del = request(
+        &server.url(),
+        "DELETE",
+        "/api/v1/namespaces/agents",
+        Some(&server.admin_token()),
+        None,
+        None,
+        None,
+    )
+    .await;
     assert_eq!(del.code, 200, "{}", del.text);
 }

@@ -11,17 +11,35 @@ const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
 
 #[tokio::test]
 async fn a_body_over_3_mib_gets_413() {
-    let server = leasehold_apiserver::start(Options::default()).await.unwrap();
+    let server = leasehold_apiserver::start(Options::default())
+        .await
+        .unwrap();
     let big = vec![b' '; 3 * 1024 * 1024 + 1];
-    let ans = request(&server.url(), "POST", LEASES, Some(&server.admin_token()), Some("application/json"), None, Some(big)).await;
+    let ans = request(
+        &server.url(),
+        "POST",
+        LEASES,
+        Some(&server.admin_token()),
+        Some("application/json"),
+        None,
+        Some(big),
+    )
+    .await;
     assert_eq!(ans.code, 413);
     assert_eq!(ans.json()["kind"], "Status");
 }
 
 #[tokio::test]
 async fn unknown_paths_get_a_404_status() {
-    let server = leasehold_apiserver::start(Options::default()).await.unwrap();
-    for path in ["/nothing", "/apis/no.such.group/v1", "/apis/coordination.k8s.io/v1/namespaces/default/nopes", "/api/v2"] {
+    let server = leasehold_apiserver::start(Options::default())
+        .await
+        .unwrap();
+    for path in [
+        "/nothing",
+        "/apis/no.such.group/v1",
+        "/apis/coordination.k8s.io/v1/namespaces/default/nopes",
+        "/api/v2",
+    ] {
         let ans = get(&server.url(), path, &server.admin_token()).await;
         assert_eq!(ans.code, 404, "{path}");
         assert_eq!(ans.json()["kind"], "Status", "{path}");
@@ -30,25 +48,76 @@ async fn unknown_paths_get_a_404_status() {
 
 #[tokio::test]
 async fn malformed_yaml_and_mismatched_kinds_are_bad_requests() {
-    let server = leasehold_apiserver::start(Options::default()).await.unwrap();
+    let server = leasehold_apiserver::start(Options::default())
+        .await
+        .unwrap();
     let (base, token) = (server.url(), server.admin_token());
     let yaml = b"apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: [unclosed\n".to_vec();
-    let ans = request(&base, "POST", LEASES, Some(&token), Some("application/yaml"), None, Some(yaml)).await;
+    let ans = request(
+        &base,
+        "POST",
+        LEASES,
+        Some(&token),
+        Some("application/yaml"),
+        None,
+        Some(yaml),
+    )
+    .await;
     assert_eq!(ans.code, 400, "{}", ans.text);
     let good_yaml = b"apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: from-yaml\nspec:\n  holderIdentity: a\n".to_vec();
-    let ans = request(&base, "POST", LEASES, Some(&token), Some("application/yaml"), None, Some(good_yaml)).await;
+    let ans = request(
+        &base,
+        "POST",
+        LEASES,
+        Some(&token),
+        Some("application/yaml"),
+        None,
+        Some(good_yaml),
+    )
+    .await;
     assert_eq!(ans.code, 201, "{}", ans.text);
-    let wrong_version = br#"{"apiVersion":"coordination.k8s.io/v2","kind":"Lease","metadata":{"name":"x"}}"#.to_vec();
-    let ans = request(&base, "POST", LEASES, Some(&token), Some("application/json"), None, Some(wrong_version)).await;
+    let wrong_version =
+        br#"{"apiVersion":"coordination.k8s.io/v2","kind":"Lease","metadata":{"name":"x"}}"#
+            .to_vec();
+    let ans = request(
+        &base,
+        "POST",
+        LEASES,
+        Some(&token),
+        Some("application/json"),
+        None,
+        Some(wrong_version),
+    )
+    .await;
     assert_eq!(ans.code, 400);
     let no_kind = br#"{"metadata":{"name":"x"}}"#.to_vec();
-    let ans = request(&base, "POST", LEASES, Some(&token), Some("application/json"), None, Some(no_kind)).await;
+    let ans = request(
+        &base,
+        "POST",
+        LEASES,
+        Some(&token),
+        Some("application/json"),
+        None,
+        Some(no_kind),
+    )
+    .await;
     assert_eq!(ans.code, 400);
-    assert!(ans.json()["message"].as_str().unwrap().starts_with("Object 'Kind' is missing"));
+    assert!(
+        ans.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Object 'Kind' is missing")
+    );
 }
 
 fn arb_method() -> impl Strategy<Value = &'static str> {
-    prop_oneof![Just("GET"), Just("POST"), Just("PUT"), Just("PATCH"), Just("DELETE")]
+    prop_oneof![
+        Just("GET"),
+        Just("POST"),
+        Just("PUT"),
+        Just("PATCH"),
+        Just("DELETE")
+    ]
 }
 
 fn arb_content_type() -> impl Strategy<Value = &'static str> {
@@ -79,7 +148,12 @@ fn arb_path() -> impl Strategy<Value = String> {
         "\\?[a-zA-Z=&%0-9]{0,30}",
     ];
     (
-        prop_oneof![Just("/apis/coordination.k8s.io/v1"), Just("/api/v1"), Just("/apis/events.k8s.io/v1"), Just("")],
+        prop_oneof![
+            Just("/apis/coordination.k8s.io/v1"),
+            Just("/api/v1"),
+            Just("/apis/events.k8s.io/v1"),
+            Just("")
+        ],
         prop::collection::vec(seg, 0..5),
         query,
     )
