@@ -1,0 +1,78 @@
+//! The clock that leadership deadlines are measured on: CLOCK_BOOTTIME, which keeps counting through
+//! suspend and VM pauses.
+//!
+//! `Instant` (CLOCK_MONOTONIC on Linux) stops while a machine is suspended. A leader whose VM was paused for a
+//! minute would wake up believing its last renew was a moment ago, while every follower's clock ran on and one
+//! of them has taken over. Measuring the deadline on CLOCK_BOOTTIME makes the leader see the pause.
+//!
+//! Observations (when a follower last saw the Lease change) stay on the monotonic clock: a follower that was
+//! paused thinks *less* time has passed and so waits longer, which is the safe direction.
+
+use std::time::Duration;
+
+/// A point on the deadline clock, as time since an arbitrary origin.
+pub(crate) type Tick = Duration;
+
+/// Source of [`Tick`]s.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Clock {
+    /// CLOCK_BOOTTIME (Linux), or the monotonic clock where that does not exist.
+    Boot,
+    /// tokio's clock, so that unit tests can pause and advance time.
+    #[cfg(test)]
+    Tokio(tokio::time::Instant),
+}
+
+impl Clock {
+    /// The current time on this clock.
+    pub(crate) fn now(self) -> Tick {
+        match self {
+            Self::Boot => boot_now(),
+            #[cfg(test)]
+            Self::Tokio(origin) => tokio::time::Instant::now() - origin,
+        }
+    }
+
+    /// A tokio clock starting now, for paused-time tests.
+    #[cfg(test)]
+    pub(crate) fn tokio() -> Self {
+        Self::Tokio(tokio::time::Instant::now())
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn boot_now() -> Tick {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn boot_now() -> Tick {
+    use std::sync::OnceLock;
+    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+    ORIGIN.get_or_init(std::time::Instant::now).elapsed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_clock_moves_forward() {
+        let a = Clock::Boot.now();
+        std::thread::sleep(Duration::from_millis(2));
+        let b = Clock::Boot.now();
+        assert!(b > a);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokio_clock_follows_paused_time() {
+        let c = Clock::tokio();
+        assert_eq!(c.now(), Duration::ZERO);
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(c.now(), Duration::from_secs(3));
+    }
+}

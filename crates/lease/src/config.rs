@@ -1,0 +1,483 @@
+//! What one election needs to know: which Lease, who we are, and how fast to move.
+//!
+//! Every timing default is client-go's (`LeaseDuration` 15 s, `RenewDeadline` 10 s, `RetryPeriod` 2 s), so
+//! operators who know client-go's leader election get the same failover time. [`ElectionConfig::validate`]
+//! enforces `LD > RD > 1.2·RP > 0`: the gap between RD and LD is the safety margin within which a partitioned
+//! leader has stopped before anyone else may start, and RD must leave room for at least one retried renew.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use thiserror::Error;
+
+use crate::identity::{Identity, IdentityError};
+
+/// The annotation a holder writes when it releases a Lease early; its value is the releasing identity.
+pub const RELEASED_BY_ANNOTATION: &str = "leasehold.dev/released-by";
+
+/// The annotation that keeps the raw election-namespace name of a (possibly sanitised) Lease name.
+///
+/// When this is among [`ElectionConfig::annotations`] and a Lease already carries a different value, two
+/// election namespaces were sanitised to one Lease name; the elector stops with
+/// [`crate::ElectorError::NameCollision`] instead of silently sharing it.
+pub const ELECTION_NAMESPACE_ANNOTATION: &str = "leasehold.dev/election-namespace";
+
+/// The label every leasehold Lease carries, so that `kubectl get lease -l app.kubernetes.io/managed-by=leasehold`
+/// lists them and our watch selects only them.
+pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "leasehold");
+
+/// Configuration of one election (one Lease).
+///
+/// Build it with [`ElectionConfig::new`] and the chained setters; [`crate::Elector::spawn`] validates it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElectionConfig {
+    /// Kubernetes namespace of the Lease. No default: the agent reads `POD_NAMESPACE`.
+    pub namespace: String,
+    /// Name of the Lease (a DNS-1123 subdomain). No default: the agent derives `leasehold-<election-namespace>`.
+    pub lease_name: String,
+    /// Our identity, written as `spec.holderIdentity`.
+    pub identity: Identity,
+    /// LD, how long a holder's term lasts after followers last saw it renewed. Whole seconds, because
+    /// `leaseDurationSeconds` is an integer. Default 15 s (client-go). Longer is gentler on a large cluster
+    /// (every renew is delivered to every follower's watch) but makes failover slower.
+    pub lease_duration: Duration,
+    /// RD, how long a successful renew keeps leadership valid, counted from the moment the renew was *sent*.
+    /// Default 10 s (client-go). The leader stops by itself RD after its last good renew, even with the API
+    /// server unreachable, and `LD − RD` is the margin before a follower may take over.
+    pub renew_deadline: Duration,
+    /// RP, the renew interval of the leader and the base of every retry backoff. Default 2 s (client-go).
+    pub retry_period: Duration,
+    /// J, the takeover spread: a follower that sees the Lease become free waits `rank × J`, with rank in
+    /// `[0, 1)` from a hash of (identity, epoch), before it tries to acquire. `None` (the default) means RP.
+    /// Larger spreads mean fewer wasted write attempts from a large herd, smaller ones a faster takeover.
+    pub takeover_spread: Option<Duration>,
+    /// How long [`crate::ElectionHandle::step_down`] sits out before campaigning again. `None` (the default)
+    /// means LD, so that another candidate has a full term to take over.
+    pub cool_down: Option<Duration>,
+    /// Labels set on the Lease on every write. Default: `app.kubernetes.io/managed-by=leasehold`. The shared
+    /// watch selects Leases by exactly these labels, so elections with equal namespace and labels share one
+    /// watch.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations set on the Lease on every write. Default: none.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ElectionConfig {
+    /// A configuration with client-go's default timings and the default labels.
+    #[must_use]
+    pub fn new(
+        namespace: impl Into<String>,
+        lease_name: impl Into<String>,
+        identity: Identity,
+    ) -> Self {
+        Self {
+            namespace: namespace.into(),
+            lease_name: lease_name.into(),
+            identity,
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+            takeover_spread: None,
+            cool_down: None,
+            labels: BTreeMap::from([(
+                MANAGED_BY_LABEL.0.to_owned(),
+                MANAGED_BY_LABEL.1.to_owned(),
+            )]),
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    /// Sets LD, RD and RP together (see the fields for what each means).
+    #[must_use]
+    pub fn timings(
+        mut self,
+        lease_duration: Duration,
+        renew_deadline: Duration,
+        retry_period: Duration,
+    ) -> Self {
+        self.lease_duration = lease_duration;
+        self.renew_deadline = renew_deadline;
+        self.retry_period = retry_period;
+        self
+    }
+
+    /// Sets the takeover spread J.
+    #[must_use]
+    pub fn takeover_spread(mut self, spread: Duration) -> Self {
+        self.takeover_spread = Some(spread);
+        self
+    }
+
+    /// Sets the cool-down after a step-down.
+    #[must_use]
+    pub fn cool_down(mut self, cool_down: Duration) -> Self {
+        self.cool_down = Some(cool_down);
+        self
+    }
+
+    /// Adds (or replaces) a label written on every write and used in the watch selector.
+    #[must_use]
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds (or replaces) an annotation written on every write.
+    #[must_use]
+    pub fn annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.insert(key.into(), value.into());
+        self
+    }
+
+    /// J as configured, or RP.
+    #[must_use]
+    pub fn effective_spread(&self) -> Duration {
+        self.takeover_spread.unwrap_or(self.retry_period)
+    }
+
+    /// The cool-down as configured, or LD.
+    #[must_use]
+    pub fn effective_cool_down(&self) -> Duration {
+        self.cool_down.unwrap_or(self.lease_duration)
+    }
+
+    /// The label selector of the shared watch: the labels as `k=v,k=v`, in key order.
+    #[must_use]
+    pub fn label_selector(&self) -> String {
+        self.labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// LD in seconds, as written to `leaseDurationSeconds`.
+    #[must_use]
+    pub fn lease_duration_seconds(&self) -> i32 {
+        i32::try_from(self.lease_duration.as_secs()).unwrap_or(i32::MAX)
+    }
+
+    /// Checks everything that can be checked without talking to the API server.
+    ///
+    /// # Errors
+    /// The first problem found, naming the setting, the value and what is accepted.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_dns_label("namespace", &self.namespace)?;
+        check_dns_subdomain("lease name", &self.lease_name)?;
+        // Identity's constructor checks it; a struct literal could still bypass that.
+        Identity::new(self.identity.node(), self.identity.instance())?;
+        let (ld, rd, rp) = (self.lease_duration, self.renew_deadline, self.retry_period);
+        if ld.subsec_nanos() != 0 || ld.is_zero() {
+            return Err(ConfigError::LeaseDurationNotWholeSeconds(ld));
+        }
+        if ld.as_secs() > i32::MAX as u64 {
+            return Err(ConfigError::LeaseDurationTooLong(ld));
+        }
+        if rp.is_zero() {
+            return Err(ConfigError::Timings {
+                ld,
+                rd,
+                rp,
+                why: "the retry period must be greater than zero",
+            });
+        }
+        if rd <= rp.mul_f64(1.2) {
+            return Err(ConfigError::Timings {
+                ld,
+                rd,
+                rp,
+                why: "the renew deadline must be greater than 1.2 × the retry period, to leave room for a retried renew",
+            });
+        }
+        if ld <= rd {
+            return Err(ConfigError::Timings {
+                ld,
+                rd,
+                rp,
+                why: "the lease duration must be greater than the renew deadline; the difference is the safety margin before a follower may take over",
+            });
+        }
+        for (k, v) in &self.labels {
+            check_label(k, v)?;
+        }
+        if self.labels.is_empty() {
+            return Err(ConfigError::NoLabels);
+        }
+        for k in self.annotations.keys() {
+            if k == RELEASED_BY_ANNOTATION {
+                return Err(ConfigError::ReservedAnnotation(k.clone()));
+            }
+            check_qualified_name("annotation key", k)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why an [`ElectionConfig`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// LD is zero or has a fractional part.
+    #[error(
+        "lease duration {0:?} is not a whole number of seconds ≥ 1s (leaseDurationSeconds is an integer); use e.g. 15s"
+    )]
+    LeaseDurationNotWholeSeconds(Duration),
+    /// LD does not fit `leaseDurationSeconds`.
+    #[error("lease duration {0:?} does not fit leaseDurationSeconds (a 32-bit integer)")]
+    LeaseDurationTooLong(Duration),
+    /// The timings break `LD > RD > 1.2·RP > 0`.
+    #[error(
+        "timings lease duration {ld:?}, renew deadline {rd:?}, retry period {rp:?} are invalid: {why} (required: LD > RD > 1.2·RP > 0)"
+    )]
+    Timings {
+        /// LD as given.
+        ld: Duration,
+        /// RD as given.
+        rd: Duration,
+        /// RP as given.
+        rp: Duration,
+        /// Which inequality failed.
+        why: &'static str,
+    },
+    /// A name is not a valid Kubernetes name.
+    #[error("{what} {value:?} is invalid: {why}")]
+    BadName {
+        /// Which setting.
+        what: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is accepted.
+        why: &'static str,
+    },
+    /// A label value is not a valid Kubernetes label value.
+    #[error(
+        "label {key:?} has invalid value {value:?}: at most 63 characters of [A-Za-z0-9._-], starting and ending with an alphanumeric, or empty"
+    )]
+    BadLabelValue {
+        /// The label key.
+        key: String,
+        /// The value as given.
+        value: String,
+    },
+    /// No labels: the watch would select every Lease in the namespace.
+    #[error(
+        "no labels configured; at least one label is needed so the shared watch selects only leasehold Leases"
+    )]
+    NoLabels,
+    /// The caller tried to set an annotation the elector owns.
+    #[error("annotation {0:?} is written by the elector itself and cannot be configured")]
+    ReservedAnnotation(String),
+    /// The identity is invalid.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+fn check_dns_label(what: &'static str, value: &str) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::BadName {
+            what,
+            value: value.to_owned(),
+            why: "must be a DNS-1123 label: 1-63 characters of [a-z0-9-], starting and ending with an alphanumeric",
+        })
+    }
+}
+
+fn check_dns_subdomain(what: &'static str, value: &str) -> Result<(), ConfigError> {
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !p.starts_with('-')
+            && !p.ends_with('-')
+    };
+    if !value.is_empty() && value.len() <= 253 && value.split('.').all(part_ok) {
+        Ok(())
+    } else {
+        Err(ConfigError::BadName {
+            what,
+            value: value.to_owned(),
+            why: "must be a DNS-1123 subdomain: at most 253 characters of [a-z0-9-.], each dot-separated part starting and ending with an alphanumeric",
+        })
+    }
+}
+
+fn is_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && v.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+            && v.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric))
+}
+
+fn check_qualified_name(what: &'static str, key: &str) -> Result<(), ConfigError> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(|p| check_dns_subdomain(what, p).is_ok());
+    if prefix_ok && !name.is_empty() && is_label_value(name) {
+        Ok(())
+    } else {
+        Err(ConfigError::BadName {
+            what,
+            value: key.to_owned(),
+            why: "must be a qualified name: an optional DNS subdomain prefix and '/', then 1-63 characters of [A-Za-z0-9._-] starting and ending with an alphanumeric",
+        })
+    }
+}
+
+fn check_label(key: &str, value: &str) -> Result<(), ConfigError> {
+    check_qualified_name("label key", key)?;
+    if is_label_value(value) {
+        Ok(())
+    } else {
+        Err(ConfigError::BadLabelValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn config() -> ElectionConfig {
+        ElectionConfig::new(
+            "default",
+            "leasehold-default",
+            Identity::new("node-a", "1").unwrap(),
+        )
+    }
+
+    #[test]
+    fn defaults_are_client_go_and_valid() {
+        let c = config();
+        assert_eq!(c.lease_duration, Duration::from_secs(15));
+        assert_eq!(c.renew_deadline, Duration::from_secs(10));
+        assert_eq!(c.retry_period, Duration::from_secs(2));
+        assert_eq!(c.effective_spread(), Duration::from_secs(2));
+        assert_eq!(c.effective_cool_down(), Duration::from_secs(15));
+        assert_eq!(c.label_selector(), "app.kubernetes.io/managed-by=leasehold");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn fractional_lease_duration_is_refused() {
+        let c = config().timings(
+            Duration::from_millis(2500),
+            Duration::from_secs(1),
+            Duration::from_millis(500),
+        );
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::LeaseDurationNotWholeSeconds(_))
+        ));
+    }
+
+    #[test]
+    fn timing_errors_name_the_rule() {
+        let c = config().timings(
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+            Duration::from_secs(2),
+        );
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("lease duration must be greater than the renew deadline"),
+            "{err}"
+        );
+        let c = config().timings(
+            Duration::from_secs(10),
+            Duration::from_millis(2400),
+            Duration::from_secs(2),
+        );
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("1.2"), "{err}");
+        let c = config().timings(
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+            Duration::ZERO,
+        );
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn short_test_timings_are_valid() {
+        config()
+            .timings(
+                Duration::from_secs(2),
+                Duration::from_millis(1500),
+                Duration::from_millis(500),
+            )
+            .validate()
+            .unwrap();
+        config()
+            .timings(
+                Duration::from_secs(1),
+                Duration::from_millis(600),
+                Duration::from_millis(200),
+            )
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn names_labels_and_annotations_are_checked() {
+        let mut c = config();
+        c.namespace = "Bad_NS".into();
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::BadName {
+                what: "namespace",
+                ..
+            })
+        ));
+        let mut c = config();
+        c.lease_name = "-x".into();
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::BadName {
+                what: "lease name",
+                ..
+            })
+        ));
+        let c = config().label("leasehold.dev/kind", "not ok!");
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::BadLabelValue { .. })
+        ));
+        let c = config().annotation(RELEASED_BY_ANNOTATION, "x");
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::ReservedAnnotation(_))
+        ));
+        let mut c = config();
+        c.labels.clear();
+        assert_eq!(c.validate(), Err(ConfigError::NoLabels));
+        config()
+            .label("leasehold.dev/kind", "election")
+            .annotation(ELECTION_NAMESPACE_ANNOTATION, "anything at all")
+            .validate()
+            .unwrap();
+    }
+
+    proptest! {
+        #[test]
+        fn validate_matches_the_inequality(ld in 1u64..30, rd_ms in 1u64..40_000, rp_ms in 0u64..40_000) {
+            let (ld, rd, rp) = (Duration::from_secs(ld), Duration::from_millis(rd_ms), Duration::from_millis(rp_ms));
+            let ok = ld > rd && rd > rp.mul_f64(1.2) && !rp.is_zero();
+            prop_assert_eq!(config().timings(ld, rd, rp).validate().is_ok(), ok);
+        }
+    }
+}

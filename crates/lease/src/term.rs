@@ -1,0 +1,203 @@
+//! When is the Lease free? Observations on the local monotonic clock, never the remote `renewTime`.
+//!
+//! Each time we see a new version of the Lease we note the local time. The holder's term ends at the last
+//! observation + max(the record's `leaseDurationSeconds`, our own LD). Clock skew between nodes therefore
+//! cannot matter, and nothing a third party does can shorten a term: the end only ever moves later, except
+//! when the holder itself writes the early-free release (see [`crate::record::is_release_by`]).
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use tokio::time::Instant;
+
+use crate::record;
+
+/// What we know about the holder's term.
+#[derive(Debug, Clone)]
+pub(crate) struct Term {
+    our_ld: Duration,
+    /// The earliest moment anyone but the holder may write; `None` before any holder was seen.
+    busy_until: Option<Instant>,
+    /// The last non-empty holder observed: whose release we would accept.
+    last_holder: Option<String>,
+    /// The highest `leaseTransitions` observed, kept across deletion so epochs never repeat.
+    last_epoch: Option<u64>,
+    /// The holder in the latest observation (`None`: blank, absent or never seen).
+    holder: Option<String>,
+}
+
+impl Term {
+    pub(crate) fn new(our_ld: Duration) -> Self {
+        Self {
+            our_ld,
+            busy_until: None,
+            last_holder: None,
+            last_epoch: None,
+            holder: None,
+        }
+    }
+
+    /// Records a new version of the Lease, seen at `now`.
+    pub(crate) fn observe(&mut self, lease: &Lease, now: Instant) {
+        let released = self
+            .last_holder
+            .as_deref()
+            .is_some_and(|last| record::is_release_by(lease, last));
+        if released {
+            self.busy_until = Some(now);
+        } else {
+            let d = record::duration(lease).unwrap_or_default().max(self.our_ld);
+            let end = now + d;
+            self.busy_until = Some(self.busy_until.map_or(end, |b| b.max(end)));
+        }
+        self.holder = record::holder(lease).map(str::to_owned);
+        if let Some(h) = &self.holder {
+            self.last_holder = Some(h.clone());
+        }
+        let epoch = record::transitions(lease);
+        self.last_epoch = Some(self.last_epoch.map_or(epoch, |e| e.max(epoch)));
+    }
+
+    /// Records that the Lease is confirmed absent. The term does not end early: a deleted Lease's holder
+    /// may still be acting until its term is over.
+    pub(crate) fn observe_absent(&mut self) {
+        self.holder = None;
+    }
+
+    /// The holder in the latest observation.
+    pub(crate) fn holder(&self) -> Option<&str> {
+        self.holder.as_deref()
+    }
+
+    /// The earliest moment a takeover may start (before the rank delay). In the past when free.
+    pub(crate) fn free_at(&self, now: Instant) -> Instant {
+        self.busy_until.unwrap_or(now)
+    }
+
+    /// The epoch an acquisition writes: one more than anything seen, on this object or before its deletion.
+    pub(crate) fn next_epoch(&self, observed: Option<&Lease>) -> u64 {
+        let on_object = observed.map_or(0, record::transitions);
+        on_object
+            .max(self.last_epoch.unwrap_or(0))
+            .saturating_add(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::{
+        api::coordination::v1::LeaseSpec,
+        apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+    };
+
+    use super::*;
+
+    const LD: Duration = Duration::from_secs(2);
+
+    fn lease(holder: &str, ld: Option<i32>, transitions: i32) -> Lease {
+        Lease {
+            metadata: ObjectMeta::default(),
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.into()),
+                lease_duration_seconds: ld,
+                lease_transitions: Some(transitions),
+                ..LeaseSpec::default()
+            }),
+        }
+    }
+
+    fn released(by: &str, transitions: i32) -> Lease {
+        let mut l = lease("", Some(1), transitions);
+        l.metadata.annotations =
+            Some([(crate::RELEASED_BY_ANNOTATION.to_owned(), by.to_owned())].into());
+        l
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn term_runs_from_local_observation_not_renew_time() {
+        let mut t = Term::new(LD);
+        let t0 = Instant::now();
+        let mut l = lease("a_1", Some(2), 1);
+        // renewTime an hour in the past or the future changes nothing.
+        for offset in [-3600, 3600] {
+            let ts = jiff::Timestamp::now()
+                .checked_add(jiff::SignedDuration::from_secs(offset))
+                .unwrap();
+            l.spec.as_mut().unwrap().renew_time = Some(MicroTime(ts));
+            t.observe(&l, t0);
+            assert_eq!(t.free_at(t0), t0 + LD);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn longer_of_record_and_own_duration_wins() {
+        let mut t = Term::new(LD);
+        let t0 = Instant::now();
+        t.observe(&lease("a_1", Some(10), 1), t0);
+        assert_eq!(t.free_at(t0), t0 + Duration::from_secs(10));
+        let mut t = Term::new(LD);
+        t.observe(&lease("a_1", None, 1), t0);
+        assert_eq!(t.free_at(t0), t0 + LD);
+        let mut t = Term::new(LD);
+        t.observe(&lease("a_1", Some(1), 1), t0);
+        assert_eq!(t.free_at(t0), t0 + LD);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn third_parties_cannot_shorten_a_term() {
+        let mut t = Term::new(LD);
+        let t0 = Instant::now();
+        t.observe(&lease("a_1", Some(10), 1), t0);
+        let t1 = t0 + Duration::from_secs(1);
+        // A foreign edit lowering the duration.
+        t.observe(&lease("a_1", Some(1), 1), t1);
+        assert_eq!(t.free_at(t1), t0 + Duration::from_secs(10));
+        // Blanked by someone else, without the release marker or naming another holder.
+        t.observe(&lease("", Some(1), 1), t1);
+        assert_eq!(t.free_at(t1), t0 + Duration::from_secs(10));
+        t.observe(&released("b_2", 1), t1);
+        assert_eq!(t.free_at(t1), t0 + Duration::from_secs(10));
+        // Deleted.
+        t.observe_absent();
+        assert_eq!(t.free_at(t1), t0 + Duration::from_secs(10));
+        assert_eq!(t.holder(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn holders_own_release_frees_at_once() {
+        let mut t = Term::new(LD);
+        let t0 = Instant::now();
+        t.observe(&lease("a_1", Some(10), 3), t0);
+        let t1 = t0 + Duration::from_millis(100);
+        t.observe(&released("a_1", 3), t1);
+        assert_eq!(t.free_at(t1), t1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn release_seen_without_its_holder_is_not_trusted() {
+        let mut t = Term::new(LD);
+        let t0 = Instant::now();
+        t.observe(&released("a_1", 3), t0);
+        assert_eq!(t.free_at(t0), t0 + LD);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn epochs_continue_across_deletion() {
+        let mut t = Term::new(LD);
+        let t0 = Instant::now();
+        assert_eq!(t.next_epoch(None), 1);
+        t.observe(&lease("a_1", Some(2), 7), t0);
+        assert_eq!(t.next_epoch(Some(&lease("a_1", Some(2), 7))), 8);
+        t.observe_absent();
+        assert_eq!(t.next_epoch(None), 8);
+        // A re-created object with a lower count does not pull the epoch back.
+        assert_eq!(t.next_epoch(Some(&lease("x_1", Some(2), 2))), 8);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_seen_is_free_now() {
+        let t = Term::new(LD);
+        let now = Instant::now();
+        assert_eq!(t.free_at(now), now);
+    }
+}

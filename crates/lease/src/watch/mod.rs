@@ -1,0 +1,353 @@
+//! Many leases, one watch: a shared kube-runtime watcher per (Kubernetes namespace, label selector).
+//!
+//! An agent in 50 election namespaces holds 50 Leases in one Kubernetes namespace. Watching each separately
+//! would cost the API server 50 watch connections per node; instead every elector of a process that shares a
+//! namespace and a label selector subscribes to one [`Hub`], which runs kube-runtime's [`watcher`] (list,
+//! then watch, with its own resume and backoff) and fans each Lease's latest version out to the elector of
+//! that Lease.
+//!
+//! On top of the watcher the hub adds two things the election needs:
+//! - **Relist from scratch** when nothing at all (no event, no bookmark) arrived for [`SILENCE`], or when the
+//!   server answers that our resourceVersion is too large or gone (its state was wiped and its
+//!   resourceVersions went back), which the watcher alone would retry forever.
+//! - **Deletions are only reported, never believed.** A `DELETED` event, or a Lease missing from a relist,
+//!   becomes [`Seen::Gone`]; the elector confirms it with a GET, because removing a label also produces
+//!   `DELETED` on a label-selected watch.
+
+mod tap;
+
+use std::{
+    collections::{HashMap, HashSet},
+    panic::AssertUnwindSafe,
+    pin::pin,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{
+    Api, Client, ResourceExt,
+    runtime::{
+        WatchStreamExt,
+        watcher::{self, Event, watcher},
+    },
+};
+use tokio::{sync::watch, task::JoinHandle, time::Instant};
+use tracing::{debug, error, warn};
+
+use crate::backoff::Backoff;
+
+/// `timeoutSeconds` of each watch request: the server ends the watch after this long and the watcher
+/// re-opens it, so a follower makes at most one request per minute in steady state.
+pub const WATCH_TIMEOUT_SECS: u32 = 60;
+
+/// Relist from scratch when no event and no bookmark arrived for this long.
+pub const SILENCE: Duration = Duration::from_secs(120);
+
+/// The latest the hub knows about one Lease.
+#[derive(Debug, Clone)]
+pub(crate) enum Seen {
+    /// The first list has not completed yet.
+    Unknown,
+    /// The latest version from the watch or a list.
+    Present(Arc<Lease>),
+    /// A `DELETED` event, or absent from a list. Unconfirmed: check with a GET before acting on it.
+    Gone,
+}
+
+/// One shared watch. Dropping the last reference stops it.
+pub(crate) struct Hub {
+    table: Arc<Mutex<Table>>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Table {
+    synced: bool,
+    slots: HashMap<String, watch::Sender<Seen>>,
+}
+
+impl Table {
+    fn publish(&mut self, name: String, seen: Seen) {
+        match self.slots.get(&name) {
+            Some(slot) => {
+                slot.send_replace(seen);
+            }
+            None => {
+                self.slots.insert(name, watch::Sender::new(seen));
+            }
+        }
+    }
+
+    /// After a complete list: everything not listed is gone.
+    fn listed(&mut self, names: &HashSet<String>) {
+        self.synced = true;
+        for (name, slot) in &self.slots {
+            if !names.contains(name) {
+                slot.send_if_modified(|s| {
+                    let changed = !matches!(s, Seen::Gone);
+                    *s = Seen::Gone;
+                    changed
+                });
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// Starts watching Leases in `namespace` that match `selector`.
+    pub(crate) fn start(client: Client, namespace: &str, selector: &str) -> Self {
+        let table = Arc::new(Mutex::new(Table::default()));
+        let watched = Arc::clone(&table);
+        let (namespace, selector) = (namespace.to_owned(), selector.to_owned());
+        let task = tokio::spawn(async move {
+            let outcome = AssertUnwindSafe(run(
+                client,
+                namespace.clone(),
+                selector.clone(),
+                Arc::clone(&watched),
+            ))
+            .catch_unwind()
+            .await;
+            if let Err(panic) = outcome {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .unwrap_or("non-string panic payload");
+                error!(%namespace, %selector, panic = msg, "shared Lease watch panicked");
+            }
+            // Dropping the senders tells every subscribed elector that it can no longer observe.
+            watched
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .slots
+                .clear();
+        });
+        Self { table, task }
+    }
+
+    /// The latest version of Lease `name`, and every later one.
+    pub(crate) fn subscribe(&self, name: &str) -> watch::Receiver<Seen> {
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let initial = if table.synced {
+            Seen::Gone
+        } else {
+            Seen::Unknown
+        };
+        table
+            .slots
+            .entry(name.to_owned())
+            .or_insert_with(|| watch::Sender::new(initial))
+            .subscribe()
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Whether a watcher error means our resourceVersion is unusable and only a fresh list will do.
+fn needs_relist(err: &watcher::Error) -> bool {
+    let status = match err {
+        watcher::Error::WatchError(status) => Some(status.as_ref()),
+        watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status))
+        | watcher::Error::InitialListFailed(kube::Error::Api(status)) => Some(status.as_ref()),
+        _ => None,
+    };
+    status.is_some_and(|s| {
+        let too_large = s
+            .message
+            .to_ascii_lowercase()
+            .contains("too large resource version")
+            || s.details.as_ref().is_some_and(|d| {
+                d.causes
+                    .iter()
+                    .any(|c| c.reason == "ResourceVersionTooLarge")
+            });
+        too_large || s.code == 410
+    })
+}
+
+/// The delay a 429 asked for (`details.retryAfterSeconds`; kube's error type keeps no headers).
+fn throttled_for(err: &watcher::Error) -> Option<Duration> {
+    let status = match err {
+        watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::InitialListFailed(kube::Error::Api(s)) => s,
+        _ => return None,
+    };
+    (status.code == 429)
+        .then(|| status.details.as_ref().map(|d| d.retry_after_seconds))
+        .flatten()
+        .filter(|s| *s > 0)
+        .map(|s| Duration::from_secs(u64::from(s)))
+}
+
+async fn run(client: Client, namespace: String, selector: String, table: Arc<Mutex<Table>>) {
+    let activity = tap::Activity::new();
+    let api: Api<Lease> = Api::namespaced(tap::tapped(client, activity.clone()), &namespace);
+    let config = watcher::Config::default()
+        .labels(&selector)
+        .timeout(WATCH_TIMEOUT_SECS);
+    let mut relist_backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        let mut stream = pin!(watcher(api.clone(), config.clone()).default_backoff());
+        activity.touch();
+        let mut listing: Option<HashSet<String>> = None;
+        loop {
+            let silent_at = activity.last() + SILENCE;
+            let event = tokio::select! {
+                event = stream.next() => event,
+                () = tokio::time::sleep_until(silent_at) => {
+                    if activity.last() + SILENCE <= Instant::now() {
+                        warn!(%namespace, %selector, "no watch event or bookmark for {SILENCE:?}; relisting");
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let lock = || table.lock().unwrap_or_else(PoisonError::into_inner);
+            match event {
+                None => break,
+                Some(Ok(Event::Init)) => listing = Some(HashSet::new()),
+                Some(Ok(Event::InitApply(lease))) => {
+                    let name = lease.name_any();
+                    listing
+                        .get_or_insert_with(HashSet::new)
+                        .insert(name.clone());
+                    lock().publish(name, Seen::Present(Arc::new(lease)));
+                }
+                Some(Ok(Event::InitDone)) => {
+                    lock().listed(&listing.take().unwrap_or_default());
+                    relist_backoff.reset();
+                }
+                Some(Ok(Event::Apply(lease))) => {
+                    lock().publish(lease.name_any(), Seen::Present(Arc::new(lease)));
+                }
+                Some(Ok(Event::Delete(lease))) => lock().publish(lease.name_any(), Seen::Gone),
+                Some(Err(err)) if needs_relist(&err) => {
+                    warn!(%namespace, %selector, error = %err, "watch resourceVersion unusable; relisting");
+                    break;
+                }
+                Some(Err(err)) => {
+                    debug!(%namespace, %selector, error = %err, "watch error; the watcher retries");
+                    if let Some(delay) = throttled_for(&err) {
+                        // kube-runtime's backoff does not read the server's delay; honour it on top.
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(relist_backoff.next_delay()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+
+    use super::*;
+
+    /// A fake API server: lists return no Leases; watches open and then never send a byte.
+    #[derive(Clone, Default)]
+    struct SilentServer {
+        lists: Arc<std::sync::atomic::AtomicUsize>,
+        watches: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    type Reply = http::Response<
+        http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::convert::Infallible>,
+    >;
+
+    impl tower::Service<http::Request<kube::client::Body>> for SilentServer {
+        type Response = Reply;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Reply, std::convert::Infallible>>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
+            use std::sync::atomic::Ordering::SeqCst;
+
+            use http_body_util::BodyExt;
+            let body = if req.uri().query().unwrap_or_default().contains("watch=true") {
+                self.watches.fetch_add(1, SeqCst);
+                http_body_util::StreamBody::new(futures::stream::pending()).boxed_unsync()
+            } else {
+                self.lists.fetch_add(1, SeqCst);
+                http_body_util::Full::new(bytes::Bytes::from_static(
+                    br#"{"apiVersion":"coordination.k8s.io/v1","kind":"LeaseList","metadata":{"resourceVersion":"5"},"items":[]}"#,
+                ))
+                .boxed_unsync()
+            };
+            std::future::ready(Ok(http::Response::new(body)))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn relists_after_two_silent_minutes() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let server = SilentServer::default();
+        let hub = Hub::start(Client::new(server.clone(), "default"), "default", "a=b");
+        let rx = hub.subscribe("l");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(server.lists.load(SeqCst), 1);
+        assert!(
+            matches!(*rx.borrow(), Seen::Gone),
+            "listed without it: absent"
+        );
+        // The watcher re-opens the silent watch by itself (timeout + 5 s), without relisting ...
+        tokio::time::sleep(SILENCE - Duration::from_secs(2)).await;
+        assert_eq!(server.lists.load(SeqCst), 1);
+        assert!(server.watches.load(SeqCst) >= 2);
+        // ... and after two minutes without a byte, the hub relists from scratch.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(server.lists.load(SeqCst), 2);
+    }
+
+    #[test]
+    fn relists_on_too_large_or_gone() {
+        let too_large =
+            Status::failure("Too large resource version: 12, current: 3", "Timeout").with_code(504);
+        assert!(needs_relist(&watcher::Error::WatchStartFailed(
+            kube::Error::Api(too_large.clone().boxed())
+        )));
+        assert!(needs_relist(&watcher::Error::WatchError(too_large.boxed())));
+        let gone = Status::failure("too old resource version", "Expired").with_code(410);
+        assert!(needs_relist(&watcher::Error::WatchStartFailed(
+            kube::Error::Api(gone.boxed())
+        )));
+        let other = Status::failure("boom", "InternalError").with_code(500);
+        assert!(!needs_relist(&watcher::Error::WatchStartFailed(
+            kube::Error::Api(other.boxed())
+        )));
+    }
+
+    #[test]
+    fn listing_marks_the_unlisted_gone_once() {
+        let mut t = Table::default();
+        t.publish("a".into(), Seen::Present(Arc::new(Lease::default())));
+        let rx_b = {
+            t.slots
+                .insert("b".into(), watch::Sender::new(Seen::Unknown));
+            t.slots["b"].subscribe()
+        };
+        t.listed(&HashSet::from(["a".to_owned()]));
+        assert!(t.synced);
+        assert!(matches!(*rx_b.borrow(), Seen::Gone));
+        assert!(rx_b.has_changed().unwrap());
+        let mut rx_b = rx_b;
+        rx_b.borrow_and_update();
+        t.listed(&HashSet::from(["a".to_owned()]));
+        assert!(!rx_b.has_changed().unwrap());
+        assert!(matches!(*t.slots["a"].borrow(), Seen::Present(_)));
+    }
+}
