@@ -1,0 +1,247 @@
+//! The running agent: wires the configuration to electors, the task supervisor, the local API, metrics and
+//! Events, and shuts it all down in order (children first, then Lease releases).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context as _;
+use leasehold_lease::{ElectionConfig, Elector, Identity as LeaseIdentity};
+use leasehold_policy::config::{Config, TaskConfig, TaskMode};
+use leasehold_policy::eligibility::Eligibility;
+use leasehold_policy::lease_name::LeaseName;
+use leasehold_policy::status::Status;
+use leasehold_policy::tags::{Tags, resolve_placeholders};
+use tokio::sync::{mpsc, watch};
+
+use crate::api::{Controls, ImpeachRequest, Listeners};
+use crate::events::LeaderEvents;
+use crate::metrics::Metrics;
+use crate::runner::{NamespaceRunner, RunnerEnd};
+use crate::settings::Settings;
+use crate::supervisor::{Deadline, Supervisor};
+use crate::tasks::{self, TaskContext};
+use crate::view::View;
+
+/// The exit code when an elector died (the agent must not keep running silently without an election).
+pub const ELECTOR_DIED: i32 = 1;
+
+/// Runs the agent until shutdown; returns the process exit code.
+pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<i32> {
+    let Settings {
+        config,
+        identity,
+        node_source,
+    } = settings;
+    let node = identity.node().to_string();
+    let holder = identity.holder_identity();
+    let eligibility = config.eligibility(&node);
+    tracing::info!(identity = %holder, node_from = %node_source, eligibility = ?eligibility, namespaces = ?config.election.namespaces, "leasehold agent starting");
+
+    let view = Arc::new(View::new(&node));
+    let metrics = Arc::new(Metrics::new(view.clone(), &holder));
+    let listeners = Listeners::bind(config.api.listen, config.api.probe_listen).await?;
+    let (impeach_tx, impeach_rx) = mpsc::channel(16);
+    let runtime_tags = Arc::new(RwLock::new(Tags::new()));
+    let controls = Controls {
+        impeach: impeach_tx,
+        tags: runtime_tags.clone(),
+    };
+
+    let supervisor =
+        Arc::new(Supervisor::for_current_exe().context("starting the task supervisor")?);
+    let _reaper = supervisor.spawn_orphan_reaper_if_pid1();
+    let host_tags = resolve_placeholders(
+        &config.global_host_tags,
+        &hostname(),
+        std::env::var("HOST_IP").ok().as_deref(),
+    )
+    .context("resolving [global_host_tags] placeholders (set HOST_IP for __datakit_ip)")?;
+    let base_tags = {
+        let config = config.clone();
+        let host_tags = host_tags.clone();
+        Arc::new(move |task: &TaskConfig| {
+            config
+                .tag_rules(&host_tags)
+                .for_task(task.election, &task.namespace, &task.tags)
+        })
+    };
+    let ctx = TaskContext {
+        supervisor,
+        view: view.clone(),
+        metrics: metrics.clone(),
+        base_tags,
+        runtime_tags,
+    };
+
+    // Tasks outside any election run on every agent, always; so does everything when election is disabled.
+    let (always, gated): (Vec<TaskConfig>, Vec<TaskConfig>) = config
+        .tasks
+        .iter()
+        .cloned()
+        .partition(|t| !t.election || eligibility == Eligibility::Disabled);
+    for ns in &config.election.namespaces {
+        let lease = format!(
+            "{}/{}",
+            config.lease.namespace,
+            LeaseName::election(&config.lease.prefix, ns).name()
+        );
+        let status = match eligibility {
+            Eligibility::Disabled => Status::Disabled,
+            Eligibility::Banned => Status::Banned { holder: None },
+            Eligibility::Eligible => Status::Defeat { holder: None },
+        };
+        view.add_namespace(ns, status, &lease, eligibility != Eligibility::Eligible);
+        tasks::publish_idle(
+            &view,
+            ns,
+            &config
+                .tasks
+                .iter()
+                .filter(|t| &t.namespace == ns)
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+    }
+    let always_running = (!always.is_empty()).then(|| {
+        always
+            .iter()
+            .map(|t| ctx.start(&t.namespace, std::slice::from_ref(t), None, Deadline::None))
+            .collect::<Vec<_>>()
+    });
+
+    let mut code = 0;
+    if eligibility == Eligibility::Eligible {
+        let client = crate::kube_client::build(metrics.clone()).await?;
+        let events = Arc::new(LeaderEvents::new(client.clone(), &holder));
+        let elector = Elector::new(client);
+        let lease_identity = LeaseIdentity::new(identity.node(), identity.instance())?;
+        let mut routes = BTreeMap::new();
+        let mut runners = tokio::task::JoinSet::new();
+        for ns in &config.election.namespaces {
+            let name = LeaseName::election(&config.lease.prefix, ns);
+            let election =
+                elector.spawn(election_config(&config, &name, lease_identity.clone()))?;
+            let (tx, rx) = mpsc::channel(4);
+            routes.insert(ns.clone(), tx);
+            let runner = NamespaceRunner {
+                namespace: ns.clone(),
+                lease_namespace: config.lease.namespace.clone(),
+                lease_name: name.name().to_string(),
+                node: node.clone(),
+                election,
+                tasks: gated
+                    .iter()
+                    .filter(|t| &t.namespace == ns && t.mode == TaskMode::Leader)
+                    .cloned()
+                    .collect(),
+                ctx: ctx.clone(),
+                view: view.clone(),
+                metrics: metrics.clone(),
+                events: Some(events.clone()),
+                timing: (
+                    config.lease.timing.lease_duration,
+                    config.lease.timing.renew_deadline,
+                ),
+                impeach: rx,
+            };
+            runners.spawn(runner.run(shutdown.clone()));
+        }
+        tokio::spawn(route_impeach(impeach_rx, routes));
+        listeners.spawn(
+            view.clone(),
+            controls,
+            metrics.clone(),
+            config.api.token.clone(),
+        );
+        while let Some(end) = runners.join_next().await {
+            match end {
+                Ok(RunnerEnd::Shutdown) => {}
+                Ok(RunnerEnd::ElectorDied(why)) => {
+                    tracing::error!(%why, "an elector died; stopping");
+                    view.set_fatal(why);
+                    code = ELECTOR_DIED;
+                    break;
+                }
+                Err(e) => {
+                    view.set_fatal(format!("an election runner failed: {e}"));
+                    code = ELECTOR_DIED;
+                    break;
+                }
+            }
+        }
+        if code != 0 {
+            // Stop what is left in order: the other runners stop their children and release.
+            drop(runners);
+        }
+    } else {
+        tokio::spawn(route_impeach(impeach_rx, BTreeMap::new()));
+        listeners.spawn(
+            view.clone(),
+            controls,
+            metrics.clone(),
+            config.api.token.clone(),
+        );
+        if eligibility == Eligibility::Banned {
+            tracing::warn!(node = %node, "this node is not in ENV_ELECTION_NODE_WHITELIST: status banned, no Lease is written");
+        }
+        let _ = shutdown.wait_for(|s| *s).await;
+    }
+    if let Some(running) = always_running {
+        for r in running {
+            r.stop().await;
+        }
+    }
+    tracing::info!(code, "leasehold agent stopped");
+    Ok(code)
+}
+
+fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The election config of one namespace, from the agent's configuration.
+fn election_config(config: &Config, name: &LeaseName, identity: LeaseIdentity) -> ElectionConfig {
+    let t = config.lease.timing;
+    let mut ec = ElectionConfig::new(config.lease.namespace.clone(), name.name(), identity)
+        .timings(t.lease_duration, t.renew_deadline, t.retry_period)
+        .takeover_spread(config.lease.takeover_spread);
+    for (k, v) in name.labels() {
+        ec = ec.label(k, v);
+    }
+    for (k, v) in name.annotations() {
+        ec = ec.annotation(k, v);
+    }
+    ec
+}
+
+/// Routes impeach requests from the API to the namespace runners.
+async fn route_impeach(
+    mut rx: mpsc::Receiver<ImpeachRequest>,
+    routes: BTreeMap<String, mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>>,
+) {
+    while let Some(req) = rx.recv().await {
+        match routes.get(&req.namespace) {
+            Some(tx) => {
+                if let Err(e) = tx.send(req.reply).await {
+                    let _ =
+                        e.0.send(Err("the election of this namespace has stopped".into()));
+                }
+            }
+            None => {
+                let known: Vec<&str> = routes.keys().map(String::as_str).collect();
+                let _ = req.reply.send(Err(format!(
+                    "no election namespace {:?} in this agent (known: {})",
+                    req.namespace,
+                    if known.is_empty() {
+                        "none: election is disabled or this node is banned".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Log set-up: `LEASEHOLD_LOG_FORMAT=text|json`, level from `RUST_LOG` (default `info`, with kube-client's
+//! per-request error lines turned down: the elector reports failures itself, once per transition).
+
+use leasehold_policy::config::LogFormat;
+use tracing_subscriber::EnvFilter;
+
+/// The default filter: our crates at info, kube's HTTP layers at warn.
+const DEFAULT_FILTER: &str = "info,kube_client=warn,kube_runtime=warn,hyper=warn,tower=warn";
+
+/// Installs the global subscriber, writing to stderr.
+pub fn init(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

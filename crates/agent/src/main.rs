@@ -1,0 +1,83 @@
+//! `leasehold`: the agent binary. `leasehold agent`, `leasehold run -- CMD`, `leasehold status`; the watchdog shim
+//! mode is internal (the agent re-executes itself to supervise each task).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use leasehold_agent::cli::{Cli, Command};
+use leasehold_agent::{agent, logging, settings, shim, shutdown, status_cmd, wrapper};
+
+/// Bad configuration: nothing was started.
+const CONFIG_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(shim::SUBCOMMAND) {
+        return shim::main(&args[2..]);
+    }
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("leasehold: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async_main(cli))
+}
+
+async fn async_main(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Status { addr, json } => {
+            let addr = addr.unwrap_or_else(|| match settings::load() {
+                Ok(s) => s.config.api.listen,
+                Err(_) => std::net::SocketAddr::from(([127, 0, 0, 1], 9530)),
+            });
+            match status_cmd::run(addr, json).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("leasehold status: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Agent => serve(settings::load()).await,
+        Command::Run {
+            namespace,
+            grace,
+            command,
+        } => {
+            serve(settings::load().and_then(|s| wrapper::apply(s, namespace, grace, command))).await
+        }
+    }
+}
+
+async fn serve(loaded: Result<settings::Settings, settings::SettingsError>) -> ExitCode {
+    let settings = match loaded {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("leasehold: configuration error: {e}");
+            return ExitCode::from(CONFIG_ERROR);
+        }
+    };
+    logging::init(settings.config.api.log_format);
+    let shutdown = match shutdown::install() {
+        Ok(rx) => rx,
+        Err(e) => {
+            eprintln!("leasehold: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match agent::run(settings, shutdown).await {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Prometheus metrics, in the text format, served on the probe listener's `/metrics`.
+//!
+//! Gauges that describe the current state (`leasehold_election_status`, `leasehold_election_seconds`,
+//! `leasehold_task_running`, `leader_election_master_status`) are rendered from the [`View`] at scrape time, so a
+//! holder that changes never leaves a stale series behind. Counters and the renew histogram are kept here.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::view::View;
+
+/// Labels of `leasehold_election_transitions_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    /// The election namespace.
+    pub namespace: String,
+    /// Why: `acquired`, `lost`, `impeached`, `released`.
+    pub reason: String,
+}
+
+/// Labels of the per-task counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    /// The task name.
+    pub task: String,
+}
+
+/// Labels of `leasehold_api_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    /// The HTTP method.
+    pub verb: String,
+    /// The status code, or `error` when no answer came.
+    pub code: String,
+}
+
+/// The agent's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Leadership transitions by namespace and reason.
+    pub transitions: Family<TransitionLabels, Counter>,
+    /// Restarts of tasks that exited by themselves.
+    pub task_restarts: Family<TaskLabels, Counter>,
+    /// Requests to the Kubernetes API by method and code.
+    pub api_requests: Family<ApiLabels, Counter>,
+    /// How long Lease renewals took.
+    pub renew_seconds: Histogram,
+}
+
+struct StateCollector {
+    view: Arc<View>,
+    identity: String,
+}
+
+impl std::fmt::Debug for StateCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateCollector")
+    }
+}
+
+impl Collector for StateCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snapshot = self.view.snapshot();
+        {
+            let mut family = encoder.encode_descriptor(
+                "leasehold_election_status",
+                "Election status of this agent per namespace (1 for the current status)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for ns in &snapshot {
+                let holder = ns.holder.clone().unwrap_or_default();
+                let labels = [
+                    ("namespace", ns.namespace.as_str()),
+                    ("id", self.identity.as_str()),
+                    ("holder", holder.as_str()),
+                    ("status", ns.status.as_str()),
+                ];
+                ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "leasehold_election_seconds",
+                "Seconds this agent has led the namespace (0 when not leading)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for ns in &snapshot {
+                let labels = [("namespace", ns.namespace.as_str())];
+                ConstGauge::new(ns.elected_seconds.unwrap_or(0.0))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "leader_election_master_status",
+                "1 when this process leads the Lease, as client-go's metric of the same name",
+                None,
+                MetricType::Gauge,
+            )?;
+            for ns in &snapshot {
+                let name = ns.lease.rsplit('/').next().unwrap_or(&ns.lease);
+                let labels = [("name", name)];
+                let leading = i64::from(ns.status == "success");
+                ConstGauge::new(leading).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "leasehold_task_running",
+                "1 while the task's child process runs",
+                None,
+                MetricType::Gauge,
+            )?;
+            for task in snapshot.iter().flat_map(|ns| &ns.tasks) {
+                let labels = [("task", task.name.as_str())];
+                ConstGauge::new(i64::from(task.state == "running"))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Buckets for the renew latency histogram: 1 ms to ~16 s.
+fn renew_buckets() -> impl Iterator<Item = f64> {
+    prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 15)
+}
+
+impl Metrics {
+    /// The metrics of an agent, with the state gauges read from `view`.
+    pub fn new(view: Arc<View>, identity: &str) -> Self {
+        let mut registry = Registry::default();
+        let transitions = Family::<TransitionLabels, Counter>::default();
+        let task_restarts = Family::<TaskLabels, Counter>::default();
+        let api_requests = Family::<ApiLabels, Counter>::default();
+        let renew_seconds = Histogram::new(renew_buckets());
+        registry.register(
+            "leasehold_election_transitions",
+            "Leadership transitions by namespace and reason",
+            transitions.clone(),
+        );
+        registry.register(
+            "leasehold_task_restarts",
+            "Restarts of tasks whose child exited by itself",
+            task_restarts.clone(),
+        );
+        registry.register(
+            "leasehold_api_requests",
+            "Requests to the Kubernetes API by verb and code",
+            api_requests.clone(),
+        );
+        registry.register(
+            "leasehold_lease_renew_seconds",
+            "How long Lease renewals took",
+            renew_seconds.clone(),
+        );
+        registry.register_collector(Box::new(StateCollector {
+            view,
+            identity: identity.to_string(),
+        }));
+        Self {
+            registry,
+            transitions,
+            task_restarts,
+            api_requests,
+            renew_seconds,
+        }
+    }
+
+    /// Counts a leadership transition.
+    pub fn transition(&self, namespace: &str, reason: &str) {
+        self.transitions
+            .get_or_create(&TransitionLabels {
+                namespace: namespace.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// The value of one series (`name{labels}`) in a text exposition, for tests and the status command.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}

@@ -1,0 +1,199 @@
+//! The `[[task]]` children of one election namespace (or the always-on ones): building their specs and
+//! environment, starting them under the supervisor, keeping the watchdog deadline moving while leadership lasts,
+//! and stopping them.
+//!
+//! Starting and stopping run on their own tasks, never on the elector's: the election keeps renewing whatever a
+//! child does (DataKit had a bug where a stuck resume blocked the heartbeat and made leadership flap).
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use leasehold_policy::config::{TaskConfig, TaskMode};
+use leasehold_policy::tags::Tags;
+use tokio::task::JoinHandle;
+
+use crate::metrics::{Metrics, TaskLabels};
+use crate::supervisor::{BootInstant, Deadline, Supervisor, TaskHandle, TaskSpec, TaskState};
+use crate::view::{TaskView, View};
+
+/// Who leads, for the children's environment.
+#[derive(Clone, Debug)]
+pub struct Term {
+    /// The fencing epoch (`LEASEHOLD_EPOCH`).
+    pub epoch: u64,
+    /// The holder identity (`LEASEHOLD_HOLDER`).
+    pub holder: String,
+}
+
+/// What every task of this agent needs to be started.
+#[derive(Clone)]
+pub struct TaskContext {
+    /// Spawns the children under their watchdogs.
+    pub supervisor: Arc<Supervisor>,
+    /// Where task states are published.
+    pub view: Arc<View>,
+    /// Restart counters.
+    pub metrics: Arc<Metrics>,
+    /// Tags for a task, by the policy rules, before runtime tags.
+    pub base_tags: Arc<dyn Fn(&TaskConfig) -> Tags + Send + Sync>,
+    /// Runtime election tags from the control API, over the configured ones, for election tasks.
+    pub runtime_tags: Arc<RwLock<Tags>>,
+}
+
+/// The mode word the API shows for a task.
+pub fn mode_word(task: &TaskConfig) -> &'static str {
+    match (task.election, task.mode) {
+        (false, _) => "always",
+        (true, TaskMode::Leader) => "leader",
+        (true, TaskMode::Spread) => "spread",
+    }
+}
+
+fn task_view(task: &TaskConfig, state: &TaskState, restarts: u64) -> TaskView {
+    let (word, pid) = match state {
+        TaskState::Running { pid } => ("running", Some(*pid)),
+        TaskState::Starting => ("starting", None),
+        TaskState::BackingOff { .. } => ("backing-off", None),
+        TaskState::Stopping { pid } => ("stopping", Some(*pid)),
+        TaskState::Expired { .. } => ("expired", None),
+        TaskState::Stopped => ("stopped", None),
+    };
+    TaskView {
+        name: task.name.clone(),
+        mode: mode_word(task).into(),
+        state: word.into(),
+        pid,
+        restarts,
+    }
+}
+
+/// Publishes a stopped entry for each task, so the API lists tasks before they ever ran.
+pub fn publish_idle(view: &View, namespace: &str, tasks: &[TaskConfig]) {
+    for t in tasks {
+        view.set_task(namespace, task_view(t, &TaskState::Stopped, 0));
+    }
+}
+
+/// A set of running tasks.
+pub struct Running {
+    handles: Vec<TaskHandle>,
+    watchers: Vec<JoinHandle<()>>,
+}
+
+impl TaskContext {
+    /// The environment a child gets.
+    fn env(
+        &self,
+        task: &TaskConfig,
+        namespace: &str,
+        term: Option<&Term>,
+    ) -> Vec<(String, String)> {
+        let mut tags = (self.base_tags)(task);
+        if task.election {
+            let runtime = self
+                .runtime_tags
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let mut merged = runtime;
+            merged.overlay(&task.tags);
+            tags.overlay(&merged);
+        }
+        let mut env = vec![
+            ("LEASEHOLD_NAMESPACE".to_string(), namespace.to_string()),
+            ("LEASEHOLD_TASK".to_string(), task.name.clone()),
+            ("LEASEHOLD_TAGS".to_string(), tags.to_env_string()),
+        ];
+        if let Some(term) = term {
+            env.push(("LEASEHOLD_EPOCH".to_string(), term.epoch.to_string()));
+            env.push(("LEASEHOLD_HOLDER".to_string(), term.holder.clone()));
+        }
+        env
+    }
+
+    /// Starts `tasks` for `namespace`; `deadline` is the watchdog's first kill deadline.
+    pub fn start(
+        &self,
+        namespace: &str,
+        tasks: &[TaskConfig],
+        term: Option<&Term>,
+        deadline: Deadline,
+    ) -> Running {
+        let mut handles = Vec::new();
+        let mut watchers = Vec::new();
+        for task in tasks {
+            let spec = TaskSpec {
+                name: task.name.clone(),
+                command: task.command.clone(),
+                env: self.env(task, namespace, term),
+                grace: task.grace,
+            };
+            let handle = self.supervisor.run(spec, deadline);
+            watchers.push(self.watch_task(namespace, task.clone(), &handle));
+            handles.push(handle);
+        }
+        Running { handles, watchers }
+    }
+
+    /// Mirrors a task's state into the view and its restarts into the metrics.
+    fn watch_task(&self, namespace: &str, task: TaskConfig, handle: &TaskHandle) -> JoinHandle<()> {
+        let mut state = handle.state();
+        let view = self.view.clone();
+        let metrics = self.metrics.clone();
+        let ns = namespace.to_string();
+        let restarts = handle.restart_counter();
+        tokio::spawn(async move {
+            let mut counted = 0;
+            loop {
+                let current = *state.borrow_and_update();
+                let n = restarts.get();
+                if n > counted {
+                    metrics
+                        .task_restarts
+                        .get_or_create(&TaskLabels {
+                            task: task.name.clone(),
+                        })
+                        .inc_by(n - counted);
+                    counted = n;
+                }
+                view.set_task(&ns, task_view(&task, &current, n));
+                if state.changed().await.is_err() {
+                    // The handle is gone: publish the last state the supervisor set (normally Stopped).
+                    let last = *state.borrow();
+                    view.set_task(&ns, task_view(&task, &last, restarts.get()));
+                    return;
+                }
+            }
+        })
+    }
+}
+
+impl Running {
+    /// Moves every task's watchdog deadline.
+    pub fn set_deadline(&self, deadline: Deadline) {
+        for h in &self.handles {
+            h.set_deadline(deadline);
+        }
+    }
+
+    /// Stops every task (SIGTERM, SIGKILL after its grace) and waits until all are gone.
+    pub async fn stop(self) {
+        // The supervisor logs each task's outcome in the task's span.
+        futures::future::join_all(self.handles.into_iter().map(TaskHandle::stop)).await;
+        for w in self.watchers {
+            let _ = w.await;
+        }
+    }
+}
+
+/// The watchdog deadline for a leadership that has `time_left`: past the end of leadership by most of LD − RD,
+/// so a stalled agent's children are dead before any other agent can have acquired the Lease (which takes at
+/// least LD after our last renew), while a normal stop (SIGTERM, then SIGKILL after a grace < LD − RD) runs first.
+pub fn watchdog_deadline(
+    time_left: Duration,
+    lease_duration: Duration,
+    renew_deadline: Duration,
+) -> Deadline {
+    let slack = lease_duration.saturating_sub(renew_deadline);
+    Deadline::At(BootInstant::now() + time_left + slack - slack / 8)
+}

@@ -1,0 +1,191 @@
+//! What the agent knows about its elections and tasks, published for the local API, the status command, the
+//! probes and the metrics.
+//!
+//! The electors and the supervisor write; everyone else reads a snapshot. Every change bumps a
+//! `tokio::sync::watch` channel, which the server-sent-events stream follows.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use leasehold_policy::status::{Status, StatusReport};
+use serde::Serialize;
+use tokio::sync::watch;
+
+/// One task as the API shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct TaskView {
+    /// The task name.
+    pub name: String,
+    /// `leader`, `spread` or `always` (election = false).
+    pub mode: String,
+    /// `running`, `stopped`, `starting` or `backing-off`.
+    pub state: String,
+    /// The child's pid while running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Restarts after the child exited by itself.
+    pub restarts: u64,
+}
+
+/// One election namespace as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct NamespaceView {
+    /// The election namespace.
+    pub namespace: String,
+    /// disabled, success, defeat, banned or impeached.
+    pub status: String,
+    /// The holder identity of the Lease, if known.
+    pub holder: Option<String>,
+    /// The fencing epoch while we lead.
+    pub epoch: Option<u64>,
+    /// Seconds since we became leader, while we lead.
+    pub elected_seconds: Option<f64>,
+    /// `<namespace>/<name>` of the Lease.
+    pub lease: String,
+    /// The tasks of this namespace.
+    pub tasks: Vec<TaskView>,
+    /// DataKit's monitor line, e.g. `Elected default::success|node-a(elected: 4m40.554909s)`.
+    pub line: String,
+    /// Whether the Lease has been observed at least once (readiness).
+    pub observed: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    status: Status,
+    holder: Option<String>,
+    epoch: Option<u64>,
+    lease: String,
+    tasks: BTreeMap<String, TaskView>,
+    observed: bool,
+}
+
+/// The shared view.
+pub struct View {
+    node: String,
+    entries: Mutex<BTreeMap<String, Entry>>,
+    changed: watch::Sender<u64>,
+    fatal: Mutex<Option<String>>,
+}
+
+impl View {
+    /// An empty view for an agent on `node`.
+    pub fn new(node: &str) -> Self {
+        Self {
+            node: node.to_string(),
+            entries: Mutex::new(BTreeMap::new()),
+            changed: watch::channel(0).0,
+            fatal: Mutex::new(None),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<String, Entry>) -> R) -> R {
+        let r = f(&mut self.entries.lock().unwrap_or_else(|e| e.into_inner()));
+        self.changed.send_modify(|g| *g += 1);
+        r
+    }
+
+    /// Registers a namespace with its initial status and Lease.
+    pub fn add_namespace(&self, namespace: &str, status: Status, lease: &str, observed: bool) {
+        self.with(|m| {
+            m.insert(
+                namespace.to_string(),
+                Entry {
+                    status,
+                    holder: None,
+                    epoch: None,
+                    lease: lease.to_string(),
+                    tasks: BTreeMap::new(),
+                    observed,
+                },
+            )
+        });
+    }
+
+    /// Records a new status for a namespace, with the Lease's holder identity and (while leading) our epoch.
+    pub fn set_status(
+        &self,
+        namespace: &str,
+        status: Status,
+        holder: Option<String>,
+        epoch: Option<u64>,
+    ) {
+        self.with(|m| {
+            if let Some(e) = m.get_mut(namespace) {
+                // A known holder means the Lease has been observed, which makes the agent ready.
+                e.observed |= holder.is_some();
+                e.status = status;
+                e.holder = holder;
+                e.epoch = epoch;
+            }
+        });
+    }
+
+    /// The status of one namespace.
+    pub fn status(&self, namespace: &str) -> Option<Status> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(namespace)
+            .map(|e| e.status.clone())
+    }
+
+    /// Records a task's state.
+    pub fn set_task(&self, namespace: &str, task: TaskView) {
+        self.with(|m| {
+            if let Some(e) = m.get_mut(namespace) {
+                e.tasks.insert(task.name.clone(), task);
+            }
+        });
+    }
+
+    /// Marks the agent as broken (an elector died); `/healthz` fails from now on.
+    pub fn set_fatal(&self, why: String) {
+        *self.fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        self.changed.send_modify(|g| *g += 1);
+    }
+
+    /// Why the agent is broken, if it is.
+    pub fn fatal(&self) -> Option<String> {
+        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether every namespace's Lease has been observed (or needs none).
+    pub fn ready(&self) -> bool {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .all(|e| e.observed)
+    }
+
+    /// A receiver that changes on every update.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The current state of every namespace, in name order.
+    pub fn snapshot(&self) -> Vec<NamespaceView> {
+        let now = SystemTime::now();
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(ns, e)| {
+                let report = StatusReport::new(ns, &e.status, &self.node, now);
+                NamespaceView {
+                    namespace: ns.clone(),
+                    status: e.status.kind().as_str().to_string(),
+                    holder: e.holder.clone(),
+                    epoch: e.epoch,
+                    elected_seconds: report.elected.map(|d| d.as_secs_f64()),
+                    lease: e.lease.clone(),
+                    tasks: e.tasks.values().cloned().collect(),
+                    line: report.to_string(),
+                    observed: e.observed,
+                }
+            })
+            .collect()
+    }
+}
