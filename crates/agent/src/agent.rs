@@ -16,8 +16,10 @@ use tokio::sync::{mpsc, watch};
 use crate::api::{Controls, ImpeachRequest, Listeners};
 use crate::events::LeaderEvents;
 use crate::metrics::Metrics;
-use crate::runner::{NamespaceRunner, RunnerEnd};
+use crate::namespace_sink::NamespaceSink;
+use crate::runner::{GatedRunner, ImpeachReply, RunnerEnd};
 use crate::settings::Settings;
+use crate::spread;
 use crate::supervisor::{Deadline, Supervisor};
 use crate::tasks::{self, TaskContext};
 use crate::view::View;
@@ -113,7 +115,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
     if eligibility == Eligibility::Eligible {
         let client = crate::kube_client::build(metrics.clone()).await?;
         let events = Arc::new(LeaderEvents::new(client.clone(), &holder));
-        let elector = Elector::new(client);
+        let elector = Elector::new(client.clone());
         let lease_identity = LeaseIdentity::new(identity.node(), identity.instance())?;
         let mut routes = BTreeMap::new();
         let mut runners = tokio::task::JoinSet::new();
@@ -123,11 +125,9 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
                 elector.spawn(election_config(&config, &name, lease_identity.clone()))?;
             let (tx, rx) = mpsc::channel(4);
             routes.insert(ns.clone(), tx);
-            let runner = NamespaceRunner {
+            let runner = GatedRunner {
+                label: format!("election of {ns}"),
                 namespace: ns.clone(),
-                lease_namespace: config.lease.namespace.clone(),
-                lease_name: name.name().to_string(),
-                node: node.clone(),
                 election,
                 tasks: gated
                     .iter()
@@ -135,16 +135,34 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
                     .cloned()
                     .collect(),
                 ctx: ctx.clone(),
-                view: view.clone(),
-                metrics: metrics.clone(),
-                events: Some(events.clone()),
                 timing: (
                     config.lease.timing.lease_duration,
                     config.lease.timing.renew_deadline,
                 ),
-                impeach: rx,
+                impeach: Some(rx),
+                sink: NamespaceSink {
+                    namespace: ns.clone(),
+                    lease_namespace: config.lease.namespace.clone(),
+                    lease_name: name.name().to_string(),
+                    node: node.clone(),
+                    view: view.clone(),
+                    metrics: metrics.clone(),
+                    events: Some(events.clone()),
+                },
             };
             runners.spawn(runner.run(shutdown.clone()));
+        }
+        if !spread::spread_tasks(&config).is_empty() {
+            let manager = spread::SpreadManager {
+                client: client.clone(),
+                elector: elector.clone(),
+                config: config.clone(),
+                identity: lease_identity.clone(),
+                ctx: ctx.clone(),
+                view: view.clone(),
+                metrics: metrics.clone(),
+            };
+            runners.spawn(manager.run(shutdown.clone()));
         }
         tokio::spawn(route_impeach(impeach_rx, routes));
         listeners.spawn(
@@ -220,7 +238,7 @@ fn election_config(config: &Config, name: &LeaseName, identity: LeaseIdentity) -
 /// Routes impeach requests from the API to the namespace runners.
 async fn route_impeach(
     mut rx: mpsc::Receiver<ImpeachRequest>,
-    routes: BTreeMap<String, mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>>,
+    routes: BTreeMap<String, mpsc::Sender<ImpeachReply>>,
 ) {
     while let Some(req) = rx.recv().await {
         match routes.get(&req.namespace) {

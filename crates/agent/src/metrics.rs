@@ -54,6 +54,8 @@ pub struct Metrics {
     pub api_requests: Family<ApiLabels, Counter>,
     /// How long Lease renewals took.
     pub renew_seconds: Histogram,
+    /// Spread tasks seen moving from one holder to another.
+    pub task_moves: Counter,
 }
 
 struct StateCollector {
@@ -115,6 +117,19 @@ impl Collector for StateCollector {
                 ConstGauge::new(leading).encode(family.encode_family(&labels)?)?;
             }
         }
+        if let Some(spread) = self.view.spread() {
+            let mut family = encoder.encode_descriptor(
+                "leasehold_task_held",
+                "1 while this agent holds the spread task's Lease",
+                None,
+                MetricType::Gauge,
+            )?;
+            for task in spread["tasks"].as_array().into_iter().flatten() {
+                let name = task["task"].as_str().unwrap_or("");
+                let held = i64::from(task["held_here"].as_bool().unwrap_or(false));
+                ConstGauge::new(held).encode(family.encode_family(&[("task", name)])?)?;
+            }
+        }
         {
             let mut family = encoder.encode_descriptor(
                 "leasehold_task_running",
@@ -145,6 +160,12 @@ impl Metrics {
         let task_restarts = Family::<TaskLabels, Counter>::default();
         let api_requests = Family::<ApiLabels, Counter>::default();
         let renew_seconds = Histogram::new(renew_buckets());
+        let task_moves = Counter::default();
+        registry.register(
+            "leasehold_task_moves",
+            "Spread tasks seen moving from one holder to another",
+            task_moves.clone(),
+        );
         registry.register(
             "leasehold_election_transitions",
             "Leadership transitions by namespace and reason",
@@ -175,6 +196,7 @@ impl Metrics {
             task_restarts,
             api_requests,
             renew_seconds,
+            task_moves,
         }
     }
 

@@ -61,12 +61,42 @@ struct Entry {
     observed: bool,
 }
 
+/// One spread task as the API shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SpreadTaskView {
+    /// The task name.
+    pub task: String,
+    /// Its election namespace.
+    pub namespace: String,
+    /// The member the placement puts it on, as this agent computes it.
+    pub placed_on: Option<String>,
+    /// The holder of its Lease, if held.
+    pub holder: Option<String>,
+    /// Whether this agent holds it (and runs it).
+    pub held_here: bool,
+    /// Whether this agent campaigns for it.
+    pub campaigning: bool,
+}
+
+/// Spread mode as this agent sees it.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct SpreadView {
+    /// Whether this agent's member Lease is live.
+    pub member: bool,
+    /// The live members.
+    pub members: Vec<String>,
+    /// Every spread task.
+    pub tasks: Vec<SpreadTaskView>,
+}
+
 /// The shared view.
 pub struct View {
     node: String,
     entries: Mutex<BTreeMap<String, Entry>>,
     changed: watch::Sender<u64>,
     fatal: Mutex<Option<String>>,
+    spread: Mutex<Option<SpreadView>>,
+    spread_epochs: Mutex<BTreeMap<String, u64>>,
 }
 
 impl View {
@@ -77,6 +107,8 @@ impl View {
             entries: Mutex::new(BTreeMap::new()),
             changed: watch::channel(0).0,
             fatal: Mutex::new(None),
+            spread: Mutex::new(None),
+            spread_epochs: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -138,6 +170,44 @@ impl View {
                 e.tasks.insert(task.name.clone(), task);
             }
         });
+    }
+
+    /// Publishes spread mode's placement, when it changed.
+    pub fn set_spread(&self, spread: SpreadView) {
+        let mut current = self.spread.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref() != Some(&spread) {
+            *current = Some(spread);
+            drop(current);
+            self.changed.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// Records the epoch of a spread task we hold (`None`: released).
+    pub fn set_spread_epoch(&self, task: &str, epoch: Option<u64>) {
+        let mut epochs = self.spread_epochs.lock().unwrap_or_else(|e| e.into_inner());
+        match epoch {
+            Some(e) => epochs.insert(task.to_string(), e),
+            None => epochs.remove(task),
+        };
+        drop(epochs);
+        self.changed.send_modify(|g| *g += 1);
+    }
+
+    /// Spread mode's state, if the agent has spread tasks, with the epochs of the tasks held here.
+    pub fn spread(&self) -> Option<serde_json::Value> {
+        let spread = self
+            .spread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let epochs = self
+            .spread_epochs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut v = serde_json::to_value(spread).ok()?;
+        v["epochs"] = serde_json::to_value(epochs).ok()?;
+        Some(v)
     }
 
     /// Marks the agent as broken (an elector died); `/healthz` fails from now on.

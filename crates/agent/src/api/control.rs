@@ -62,7 +62,11 @@ pub fn router(view: Arc<View>, controls: Controls, token: Option<String>) -> Rou
 }
 
 fn document(view: &View) -> serde_json::Value {
-    json!({ "namespaces": view.snapshot() })
+    let mut doc = json!({ "namespaces": view.snapshot() });
+    if let Some(spread) = view.spread() {
+        doc["spread"] = spread;
+    }
+    doc
 }
 
 async fn election(State(s): State<AppState>) -> Json<serde_json::Value> {

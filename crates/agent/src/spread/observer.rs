@@ -1,0 +1,244 @@
+//! What this agent sees of the spread-mode Leases: the member Leases (who is alive) and the task Leases (who
+//! holds what), timed on our own monotonic clock as the election itself does, never by the records' timestamps.
+//!
+//! One kube-runtime watcher on `leasehold.dev/kind in (task,member)` feeds it; only agents with spread tasks run
+//! it, so the member Leases' renewals reach nobody else.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+
+/// One observed Lease.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// The holder identity ("" when released or never held).
+    pub holder: String,
+    /// When we last saw a new version of it.
+    pub observed_at: Instant,
+    /// Its leaseDurationSeconds (as written by the holder).
+    pub duration: Duration,
+    /// uid and resourceVersion, for guarded deletes.
+    pub uid: String,
+    /// resourceVersion of the version last seen.
+    pub resource_version: String,
+    /// When the current holder was first seen holding it (for members: since when this member is live).
+    pub holder_since: Instant,
+}
+
+impl Seen {
+    /// Whether the holder's term is still running at `now` by our clock: the last new version seen plus the longer
+    /// of the record's duration and `floor` (our own configured duration).
+    pub fn live(&self, now: Instant, floor: Duration) -> bool {
+        !self.holder.is_empty() && now < self.observed_at + self.duration.max(floor)
+    }
+
+    /// Since when nobody has held it, if nobody does at `now`.
+    pub fn unheld_since(&self, now: Instant, floor: Duration) -> Option<Instant> {
+        if self.holder.is_empty() {
+            Some(self.observed_at)
+        } else if self.live(now, floor) {
+            None
+        } else {
+            Some(self.observed_at + self.duration.max(floor))
+        }
+    }
+}
+
+/// The observed member and task Leases, by Lease name.
+#[derive(Default, Debug)]
+pub struct Observed {
+    /// Member Leases.
+    pub members: BTreeMap<String, Seen>,
+    /// Task Leases.
+    pub tasks: BTreeMap<String, Seen>,
+    /// When each task Lease was seen deleted or never seen, so a task can be orphaned without a Lease at all.
+    pub absent_since: BTreeMap<String, Instant>,
+    /// Task moves seen: a task Lease taken by a holder other than its previous one (released or not in between).
+    pub moves: u64,
+    /// The last non-empty holder of each task Lease, to count moves across a release.
+    last_holder: BTreeMap<String, String>,
+    /// During a relist: the Leases seen so far (the others are dropped when it completes).
+    relist: Option<std::collections::BTreeSet<String>>,
+}
+
+/// Which bucket a Lease belongs in, by its `leasehold.dev/kind` label.
+fn kind(lease: &Lease) -> Option<&str> {
+    lease
+        .metadata
+        .labels
+        .as_ref()?
+        .get(leasehold_policy::lease_name::KIND_LABEL)
+        .map(String::as_str)
+}
+
+impl Observed {
+    /// Records a new or changed Lease.
+    pub fn apply(&mut self, lease: &Lease, now: Instant) {
+        let Some(name) = lease.metadata.name.clone() else {
+            return;
+        };
+        if let Some(seen) = self.relist.as_mut() {
+            seen.insert(name.clone());
+        }
+        let rv = lease.metadata.resource_version.clone().unwrap_or_default();
+        let spec = lease.spec.clone().unwrap_or_default();
+        let holder = spec.holder_identity.unwrap_or_default();
+        let duration = Duration::from_secs(
+            u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0),
+        );
+        let bucket = match kind(lease) {
+            Some("member") => &mut self.members,
+            Some("task") => &mut self.tasks,
+            _ => return,
+        };
+        let is_task = kind(lease) == Some("task");
+        let previous = bucket.get(&name);
+        if previous.is_some_and(|p| p.resource_version == rv) {
+            return;
+        }
+        let holder_since = match previous {
+            Some(p) if p.holder == holder => p.holder_since,
+            _ => now,
+        };
+        if is_task && !holder.is_empty() {
+            match self.last_holder.insert(name.clone(), holder.clone()) {
+                Some(last) if last != holder => self.moves += 1,
+                _ => {}
+            }
+        }
+        bucket.insert(
+            name.clone(),
+            Seen {
+                holder,
+                observed_at: now,
+                duration,
+                uid: lease.metadata.uid.clone().unwrap_or_default(),
+                resource_version: rv,
+                holder_since,
+            },
+        );
+        if is_task {
+            self.absent_since.remove(&name);
+        }
+    }
+
+    /// Records a deleted Lease.
+    pub fn delete(&mut self, lease: &Lease, now: Instant) {
+        let Some(name) = lease.metadata.name.as_deref() else {
+            return;
+        };
+        self.members.remove(name);
+        if self.tasks.remove(name).is_some() {
+            self.absent_since.insert(name.to_string(), now);
+        }
+    }
+
+    /// A relist begins (kube-runtime's watcher restarts from a fresh list): what it does not list again is
+    /// dropped when it completes, and until then the last known state stands.
+    pub fn relist_started(&mut self) {
+        self.relist = Some(std::collections::BTreeSet::new());
+    }
+
+    /// A relist completed: Leases it did not list are gone.
+    pub fn relist_done(&mut self, now: Instant) {
+        let Some(seen) = self.relist.take() else {
+            return;
+        };
+        self.members.retain(|n, _| seen.contains(n));
+        let gone: Vec<String> = self
+            .tasks
+            .keys()
+            .filter(|n| !seen.contains(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.tasks.remove(&name);
+            self.absent_since.insert(name, now);
+        }
+    }
+
+    /// The live members at `now`: their holder identities, with since when each has been live.
+    pub fn live_members(&self, now: Instant, floor: Duration) -> BTreeMap<String, Instant> {
+        self.members
+            .values()
+            .filter(|s| s.live(now, floor))
+            .map(|s| (s.holder.clone(), s.holder_since))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+    use kube::api::ObjectMeta;
+
+    fn lease(name: &str, kind: &str, holder: &str, rv: &str) -> Lease {
+        Lease {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                resource_version: Some(rv.into()),
+                labels: Some([("leasehold.dev/kind".to_string(), kind.to_string())].into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.into()),
+                lease_duration_seconds: Some(10),
+                ..LeaseSpec::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn liveness_runs_on_our_clock_from_the_last_new_version() {
+        let t0 = Instant::now();
+        let mut o = Observed::default();
+        o.apply(&lease("m1", "member", "node-a_1", "1"), t0);
+        let floor = Duration::from_secs(5);
+        assert!(
+            o.live_members(t0 + Duration::from_secs(9), floor)
+                .contains_key("node-a_1")
+        );
+        assert!(
+            o.live_members(t0 + Duration::from_secs(11), floor)
+                .is_empty()
+        );
+        // The same version again does not extend the term; a new one does.
+        o.apply(
+            &lease("m1", "member", "node-a_1", "1"),
+            t0 + Duration::from_secs(8),
+        );
+        assert!(
+            o.live_members(t0 + Duration::from_secs(11), floor)
+                .is_empty()
+        );
+        o.apply(
+            &lease("m1", "member", "node-a_1", "2"),
+            t0 + Duration::from_secs(8),
+        );
+        assert!(
+            o.live_members(t0 + Duration::from_secs(11), floor)
+                .contains_key("node-a_1")
+        );
+    }
+
+    #[test]
+    fn task_moves_count_every_change_of_holder_across_releases() {
+        let t0 = Instant::now();
+        let mut o = Observed::default();
+        o.apply(&lease("t", "task", "a", "1"), t0);
+        o.apply(&lease("t", "task", "", "2"), t0);
+        assert_eq!(o.moves, 0, "a release alone is no move");
+        o.apply(&lease("t", "task", "b", "3"), t0);
+        assert_eq!(o.moves, 1, "taken by another after a release");
+        o.apply(&lease("t", "task", "c", "4"), t0);
+        assert_eq!(o.moves, 2, "taken over directly");
+        let seen = &o.tasks["t"];
+        assert_eq!(seen.unheld_since(t0, Duration::from_secs(1)), None);
+        assert!(
+            seen.unheld_since(t0 + Duration::from_secs(11), Duration::from_secs(1))
+                .is_some()
+        );
+    }
+}
