@@ -33,7 +33,11 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
         config,
         identity,
         node_source,
+        wall_clock_offset,
     } = settings;
+    if !wall_clock_offset.is_zero() {
+        tracing::warn!(offset = %wall_clock_offset, "test only: writing Lease times with a shifted wall clock");
+    }
     let node = identity.node().to_string();
     let holder = identity.holder_identity();
     let eligibility = config.eligibility(&node);
@@ -121,8 +125,10 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
         let mut runners = tokio::task::JoinSet::new();
         for ns in &config.election.namespaces {
             let name = LeaseName::election(&config.lease.prefix, ns);
-            let election =
-                elector.spawn(election_config(&config, &name, lease_identity.clone()))?;
+            let election = elector.spawn(
+                election_config(&config, &name, lease_identity.clone())
+                    .wall_clock_offset_for_test(wall_clock_offset),
+            )?;
             let (tx, rx) = mpsc::channel(4);
             routes.insert(ns.clone(), tx);
             let runner = GatedRunner {
@@ -158,6 +164,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
                 elector: elector.clone(),
                 config: config.clone(),
                 identity: lease_identity.clone(),
+                wall_clock_offset,
                 ctx: ctx.clone(),
                 view: view.clone(),
                 metrics: metrics.clone(),

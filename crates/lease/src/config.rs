@@ -59,6 +59,10 @@ pub struct ElectionConfig {
     pub labels: BTreeMap<String, String>,
     /// Annotations set on the Lease on every write. Default: none.
     pub annotations: BTreeMap<String, String>,
+    /// Test only: shifts the wall clock written into `renewTime` and `acquireTime`, to show that nobody reads
+    /// them (expiry runs on each candidate's own monotonic clock). Default zero. Never set in production.
+    #[doc(hidden)]
+    pub wall_clock_offset: jiff::SignedDuration,
 }
 
 impl ElectionConfig {
@@ -83,6 +87,7 @@ impl ElectionConfig {
                 MANAGED_BY_LABEL.1.to_owned(),
             )]),
             annotations: BTreeMap::new(),
+            wall_clock_offset: jiff::SignedDuration::ZERO,
         }
     }
 
@@ -118,6 +123,14 @@ impl ElectionConfig {
     #[must_use]
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Test only: writes `renewTime`/`acquireTime` shifted by `offset`, as a node with a wrong wall clock would.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn wall_clock_offset_for_test(mut self, offset: jiff::SignedDuration) -> Self {
+        self.wall_clock_offset = offset;
         self
     }
 

@@ -70,8 +70,11 @@ pub(crate) fn version(lease: &Lease) -> (Option<&str>, Option<&str>) {
     )
 }
 
-fn now() -> MicroTime {
-    MicroTime(jiff::Timestamp::now())
+/// The wall-clock time written into the record (shifted only by the test-only offset). Informational: no
+/// candidate reads it back to decide anything.
+fn now(cfg: &ElectionConfig) -> MicroTime {
+    let now = jiff::Timestamp::now();
+    MicroTime(now.checked_add(cfg.wall_clock_offset).unwrap_or(now))
 }
 
 /// Sets our labels and annotations on `meta` and removes a stale `released-by`.
@@ -111,7 +114,7 @@ pub(crate) fn acquire(observed: Option<&Lease>, cfg: &ElectionConfig, epoch: u64
     });
     stamp(&mut lease.metadata, cfg, None);
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-    let t = now();
+    let t = now(cfg);
     spec.holder_identity = Some(cfg.identity.holder());
     spec.acquire_time = Some(t.clone());
     spec.renew_time = Some(t);
@@ -127,7 +130,7 @@ pub(crate) fn renew(cached: &Lease, cfg: &ElectionConfig, epoch: u64) -> Lease {
     stamp(&mut lease.metadata, cfg, None);
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     spec.holder_identity = Some(cfg.identity.holder());
-    spec.renew_time = Some(now());
+    spec.renew_time = Some(now(cfg));
     spec.lease_duration_seconds = Some(cfg.lease_duration_seconds());
     spec.lease_transitions = Some(epoch_i32(epoch));
     lease
@@ -141,7 +144,7 @@ pub(crate) fn release(cached: &Lease, cfg: &ElectionConfig) -> Lease {
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     spec.holder_identity = Some(String::new());
     spec.acquire_time = None;
-    spec.renew_time = Some(now());
+    spec.renew_time = Some(now(cfg));
     spec.lease_duration_seconds = Some(1);
     lease
 }
@@ -161,6 +164,23 @@ mod tests {
         l.metadata.resource_version = Some("10".into());
         l.spec.as_mut().unwrap().holder_identity = Some("other_2".into());
         l
+    }
+
+    #[test]
+    fn the_test_only_wall_clock_offset_shifts_the_written_times() {
+        let shifted = cfg().wall_clock_offset_for_test(jiff::SignedDuration::from_hours(-1));
+        let before = jiff::Timestamp::now();
+        let l = acquire(None, &shifted, 1);
+        let written = l.spec.as_ref().unwrap().renew_time.as_ref().unwrap().0;
+        let lag = before.duration_since(written);
+        assert!(
+            lag >= jiff::SignedDuration::from_mins(59),
+            "renewTime should be an hour behind, is {lag:?}"
+        );
+        assert_eq!(
+            l.spec.as_ref().unwrap().acquire_time.as_ref().unwrap().0,
+            written
+        );
     }
 
     #[test]

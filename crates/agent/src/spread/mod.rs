@@ -62,6 +62,8 @@ pub struct SpreadManager {
     pub config: Config,
     /// Our identity.
     pub identity: Identity,
+    /// Test only: the shift of the wall clock written into Leases.
+    pub wall_clock_offset: jiff::SignedDuration,
     /// How tasks are started.
     pub ctx: TaskContext,
     /// Published state.
@@ -87,7 +89,8 @@ impl SpreadManager {
             self.identity.clone(),
         )
         .timings(t.lease_duration, t.renew_deadline, t.retry_period)
-        .takeover_spread(self.config.lease.takeover_spread);
+        .takeover_spread(self.config.lease.takeover_spread)
+        .wall_clock_offset_for_test(self.wall_clock_offset);
         for (k, v) in name.labels() {
             ec = ec.label(k, v);
         }
@@ -107,7 +110,8 @@ impl SpreadManager {
             name.name(),
             self.identity.clone(),
         )
-        .timings(m.lease_duration, rd, m.renew_period);
+        .timings(m.lease_duration, rd, m.renew_period)
+        .wall_clock_offset_for_test(self.wall_clock_offset);
         for (k, v) in name.labels() {
             ec = ec.label(k, v);
         }

@@ -97,6 +97,9 @@ pub(crate) struct Machine {
     not_before: Instant,
     /// A deletion was reported (or a write was refused) and must be confirmed with a GET.
     need_get: bool,
+    /// A create was refused with 404 (the Kubernetes namespace is missing) and that was logged; cleared by the
+    /// next successful acquire, so the operator sees one warning per outage rather than one per retry.
+    create_refusal_logged: bool,
 }
 
 impl Machine {
@@ -124,6 +127,7 @@ impl Machine {
             phase: Phase::Starting,
             not_before: Instant::now(),
             need_get: false,
+            create_refusal_logged: false,
             cfg,
         }
     }
@@ -414,6 +418,7 @@ impl Machine {
         match result {
             Ok(lease) => {
                 self.backoff.reset();
+                self.create_refusal_logged = false;
                 let guard = Leadership::new(
                     &self.cfg.namespace,
                     &self.cfg.lease_name,
@@ -437,6 +442,24 @@ impl Machine {
                 }
                 self.observe(&lease)?;
                 self.publish();
+            }
+            Err(ApiError::NotFound { .. }) if self.cached.is_none() => {
+                // A create answers 404 only when the Kubernetes namespace (or the Lease API) is missing: there
+                // is nothing to observe, and retrying at once would spin. Say so once, then back off.
+                if !self.create_refusal_logged {
+                    self.create_refusal_logged = true;
+                    warn!(
+                        lease = %self.cfg.lease_name,
+                        namespace = %self.cfg.namespace,
+                        "cannot create Lease {}/{}: Kubernetes namespace {:?} does not exist (404); create it or \
+                         point the election at an existing namespace. Retrying with backoff; this is logged once",
+                        self.cfg.namespace,
+                        self.cfg.lease_name,
+                        self.cfg.namespace,
+                    );
+                }
+                self.phase = Phase::Following;
+                self.not_before = Instant::now() + self.backoff.next_delay();
             }
             Err(e @ (ApiError::Conflict { .. } | ApiError::NotFound { .. })) => {
                 debug!(lease = %self.cfg.lease_name, error = %e, "acquire refused; observing first");
