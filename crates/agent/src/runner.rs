@@ -136,7 +136,10 @@ impl<S: Sink> GatedRunner<S> {
                     let outcome = self.election.step_down().await.map_err(|e| format!("cannot step down: {e:?}"));
                     let _ = reply.send(outcome);
                 }
-                _ = shutdown.changed() => {}
+                r = shutdown.changed() => if r.is_err() {
+                    // Whoever could ask us to stop is gone: stop rather than spin.
+                    return self.shut_down(&mut running).await;
+                },
             }
         }
     }

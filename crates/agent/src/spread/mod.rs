@@ -263,8 +263,11 @@ impl SpreadManager {
             }
             tokio::select! {
                 () = tokio::time::sleep(TICK) => {}
-                _ = synced.changed() => {}
-                _ = shutdown.changed() => {}
+                r = synced.changed() => if r.is_err() {
+                    // The watcher is gone (it only ends by panicking): keep ticking on the clock alone.
+                    tokio::time::sleep(TICK).await;
+                },
+                r = shutdown.changed() => if r.is_err() { break },
             }
         }
         for a in active.values() {
