@@ -23,7 +23,13 @@ impl ApiServerProcess {
         let kubeconfig = dir.join("kubeconfig");
         let admin_token = format!("bench-{:x}", std::process::id());
         let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--admin-token", &admin_token, "--kubeconfig-out"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-token",
+                &admin_token,
+                "--kubeconfig-out",
+            ])
             .arg(&kubeconfig)
             .args(extra_args)
             .stdout(Stdio::piped())
@@ -38,7 +44,12 @@ impl ApiServerProcess {
             let _ = child.kill();
             bail!("leasehold-apiserver printed {url:?} instead of its URL");
         }
-        Ok(Self { child, url, admin_token, kubeconfig })
+        Ok(Self {
+            child,
+            url,
+            admin_token,
+            kubeconfig,
+        })
     }
 
     /// The child's pid.

@@ -25,10 +25,19 @@ impl ApiClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(64)
             .build_http();
-        Self { base: base.to_string(), token: token.to_string(), client }
+        Self {
+            base: base.to_string(),
+            token: token.to_string(),
+            client,
+        }
     }
 
-    fn request(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<http::Request<Full<Bytes>>> {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<http::Request<Full<Bytes>>> {
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         Ok(http::Request::builder()
             .method(method)
@@ -40,10 +49,18 @@ impl ApiClient {
     }
 
     /// Sends a request and returns the status code and JSON body.
-    pub async fn send(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<(u16, Value)> {
-        let resp = tokio::time::timeout(Duration::from_secs(30), self.client.request(self.request(method, path, body)?))
-            .await
-            .context("request timed out")??;
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let resp = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.client.request(self.request(method, path, body)?),
+        )
+        .await
+        .context("request timed out")??;
         let code = resp.status().as_u16();
         let bytes = resp.into_body().collect().await?.to_bytes();
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -52,7 +69,10 @@ impl ApiClient {
 
     /// Opens a watch and returns its body stream once the server answered 200.
     pub async fn watch(&self, path: &str) -> anyhow::Result<hyper::body::Incoming> {
-        let resp = self.client.request(self.request("GET", path, None)?).await?;
+        let resp = self
+            .client
+            .request(self.request("GET", path, None)?)
+            .await?;
         if resp.status() != 200 {
             bail!("watch answered {}", resp.status());
         }
@@ -61,7 +81,10 @@ impl ApiClient {
 }
 
 /// Counts the newline-terminated events that arrive on a watch body until it ends.
-pub async fn count_events(mut body: hyper::body::Incoming, seen: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+pub async fn count_events(
+    mut body: hyper::body::Incoming,
+    seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
     use std::sync::atomic::Ordering;
     while let Some(Ok(frame)) = body.frame().await {
         if let Ok(data) = frame.into_data() {

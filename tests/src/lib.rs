@@ -2,5 +2,7 @@
 //! binaries as separate processes, the way an operator runs them.
 
 pub mod apiserver_process;
+pub mod harness;
 pub mod http_client;
 pub mod limits;
+pub mod stamps;

@@ -95,11 +95,15 @@ impl LeaderEvents {
             action: action.into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &reference).await
-            && !self.warned.swap(true, Ordering::Relaxed)
-        {
-            {
-                tracing::warn!(error = %e, "cannot write Kubernetes Events (check RBAC for events.k8s.io create/patch); leadership Events are off, the election is not affected");
+        match self.recorder.publish(&event, &reference).await {
+            Ok(()) => {}
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                if !self.warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(message = %status.message, "Kubernetes Events are forbidden (grant events.k8s.io create and patch to see leadership Events); the election is not affected");
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "could not write a Kubernetes Event; the election is not affected")
             }
         }
     }

@@ -36,7 +36,12 @@ fn lease(name: &str, holder: &str) -> Value {
 }
 
 /// Opens `n` watches, each on its own connection, counting their events into one counter.
-async fn open_watches(client: &ApiClient, n: usize, rv: &str, seen: &Arc<AtomicU64>) -> anyhow::Result<usize> {
+async fn open_watches(
+    client: &ApiClient,
+    n: usize,
+    rv: &str,
+    seen: &Arc<AtomicU64>,
+) -> anyhow::Result<usize> {
     let mut opened = 0;
     for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
         let mut tasks = Vec::new();
@@ -74,7 +79,9 @@ async fn write_for(client: &ApiClient, writers: usize, dur: Duration) -> anyhow:
             let mut n = 0u64;
             while Instant::now() < deadline {
                 obj["spec"]["holderIdentity"] = json!(format!("h{n}"));
-                let (code, next) = c.send("PUT", &format!("{NS_PATH}/{name}"), Some(&obj)).await?;
+                let (code, next) = c
+                    .send("PUT", &format!("{NS_PATH}/{name}"), Some(&obj))
+                    .await?;
                 if code != 200 {
                     bail!("update answered {code}");
                 }
@@ -110,7 +117,11 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let server = ApiServerProcess::start(&args.bin, &dir, &[])?;
     let client = ApiClient::new(&server.url, &server.admin_token);
-    let (write_secs, idle_target, fanout_watchers) = if args.quick { (1, 200, 100) } else { (10, 5_000, 1_000) };
+    let (write_secs, idle_target, fanout_watchers) = if args.quick {
+        (1, 200, 100)
+    } else {
+        (10, 5_000, 1_000)
+    };
 
     // 1. Writes/s with 10 watchers attached.
     let rv = server_rv(&client).await?;
@@ -128,7 +139,9 @@ async fn main() -> anyhow::Result<()> {
     // One write must reach every idle watch.
     let before = idle_seen.load(Ordering::Relaxed);
     let t0 = Instant::now();
-    client.send("POST", NS_PATH, Some(&lease("fanout-probe", "x"))).await?;
+    client
+        .send("POST", NS_PATH, Some(&lease("fanout-probe", "x")))
+        .await?;
     let all_got_it = wait_for(&idle_seen, before + held as u64, Duration::from_secs(60)).await;
     let fanout = t0.elapsed();
 
@@ -145,11 +158,23 @@ async fn main() -> anyhow::Result<()> {
 
     println!("| metric | value |");
     println!("|---|---|");
-    println!("| writes/s (4 writers, {opened} watchers attached, {write_secs} s) | {writes_per_s:.0} |");
+    println!(
+        "| writes/s (4 writers, {opened} watchers attached, {write_secs} s) | {writes_per_s:.0} |"
+    );
     println!("| idle watches held (asked {idle_target}, RLIMIT_NOFILE {nofile}) | {held} |");
-    println!("| server RSS before / with the idle watches | {} MiB / {} MiB |", rss_before / 1024, rss_held / 1024);
-    println!("| one write delivered to all {held} idle watches | {} in {:.0} ms |", if all_got_it { "yes" } else { "NO" }, fanout.as_secs_f64() * 1e3);
-    println!("| watch events delivered/s ({fan} watchers, 2 writers) | {events_per_s:.0} ({delivered} of {expected}) |");
+    println!(
+        "| server RSS before / with the idle watches | {} MiB / {} MiB |",
+        rss_before / 1024,
+        rss_held / 1024
+    );
+    println!(
+        "| one write delivered to all {held} idle watches | {} in {:.0} ms |",
+        if all_got_it { "yes" } else { "NO" },
+        fanout.as_secs_f64() * 1e3
+    );
+    println!(
+        "| watch events delivered/s ({fan} watchers, 2 writers) | {events_per_s:.0} ({delivered} of {expected}) |"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     if held < idle_target || !all_got_it {
         bail!("held {held} of {idle_target} idle watches; fan-out complete: {all_got_it}");
@@ -162,5 +187,8 @@ async fn server_rv(client: &ApiClient) -> anyhow::Result<String> {
     if code != 200 {
         bail!("list answered {code}");
     }
-    Ok(list["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string())
+    Ok(list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string())
 }

@@ -39,6 +39,10 @@ use crate::runner::{GatedRunner, RunnerEnd};
 use crate::tasks::TaskContext;
 use crate::view::{SpreadTaskView, SpreadView, View};
 
+/// The label naming a member Lease itself (a Lease name is a valid label value), so that each agent's member
+/// election watches only its own member Lease.
+pub const MEMBER_LEASE_LABEL: &str = "leasehold.dev/member-lease";
+
 /// How often placement is re-evaluated even without a change (expiries are noticed by the clock, not by events).
 const TICK: Duration = Duration::from_millis(250);
 
@@ -118,7 +122,9 @@ impl SpreadManager {
         for (k, v) in name.annotations() {
             ec = ec.annotation(k, v);
         }
-        ec
+        // A label only our member Lease carries: the elector's watch selects by labels, and without it every
+        // agent's member election would watch every member Lease a second time (the observer already does).
+        ec.label(MEMBER_LEASE_LABEL, name.name())
     }
 
     /// Runs spread mode until `shutdown`: then stops every spread task, releases their Leases, and releases the

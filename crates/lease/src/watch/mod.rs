@@ -34,7 +34,7 @@ use kube::{
     },
 };
 use tokio::{sync::watch, task::JoinHandle, time::Instant};
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
 
@@ -193,6 +193,9 @@ async fn run(client: Client, namespace: String, selector: String, table: Arc<Mut
         .labels(&selector)
         .timeout(WATCH_TIMEOUT_SECS);
     let mut relist_backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    // Whether the watch is failing: the first error of an outage is a warning, the retries are debug, and the
+    // recovery is logged once, so an unreachable API server is visible without a line per retry.
+    let mut failing = false;
     loop {
         let mut stream = pin!(watcher(api.clone(), config.clone()).default_backoff());
         activity.touch();
@@ -223,6 +226,9 @@ async fn run(client: Client, namespace: String, selector: String, table: Arc<Mut
                 Some(Ok(Event::InitDone)) => {
                     lock().listed(&listing.take().unwrap_or_default());
                     relist_backoff.reset();
+                    if std::mem::take(&mut failing) {
+                        info!(%namespace, %selector, "Lease watch recovered");
+                    }
                 }
                 Some(Ok(Event::Apply(lease))) => {
                     lock().publish(lease.name_any(), Seen::Present(Arc::new(lease)));
@@ -231,6 +237,13 @@ async fn run(client: Client, namespace: String, selector: String, table: Arc<Mut
                 Some(Err(err)) if needs_relist(&err) => {
                     warn!(%namespace, %selector, error = %err, "watch resourceVersion unusable; relisting");
                     break;
+                }
+                Some(Err(err)) if !failing => {
+                    failing = true;
+                    warn!(%namespace, %selector, error = %err, "Lease watch failing; retrying with backoff (logged once until it recovers)");
+                    if let Some(delay) = throttled_for(&err) {
+                        tokio::time::sleep(delay).await;
+                    }
                 }
                 Some(Err(err)) => {
                     debug!(%namespace, %selector, error = %err, "watch error; the watcher retries");
