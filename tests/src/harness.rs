@@ -175,9 +175,18 @@ pub struct TaskDef {
     pub grace: Duration,
     /// `[task.tags]`.
     pub tags: BTreeMap<String, String>,
+    /// `mode`: `leader` (the default) or `spread`.
+    pub mode: Option<String>,
 }
 
 impl TaskDef {
+    /// Makes this a spread-mode task (its own Lease, placed across the agents).
+    #[must_use]
+    pub fn spread(mut self) -> Self {
+        self.mode = Some("spread".into());
+        self
+    }
+
     /// Adds a task-level tag.
     #[must_use]
     pub fn tag(mut self, k: &str, v: &str) -> Self {
@@ -195,6 +204,9 @@ impl TaskDef {
             self.election,
             toml_str(&go_duration(self.grace)),
         );
+        if let Some(mode) = &self.mode {
+            out.push_str(&format!("mode = {}\n", toml_str(mode)));
+        }
         if !self.tags.is_empty() {
             out.push_str("[task.tags]\n");
             for (k, v) in &self.tags {
@@ -486,6 +498,7 @@ impl Cluster {
             election: true,
             grace: self.timing.grace,
             tags: BTreeMap::new(),
+            mode: None,
         })
     }
 

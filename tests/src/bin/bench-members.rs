@@ -93,6 +93,7 @@ async fn measure(
         let name = format!("leasehold-member-node-{m}-{i}-bench");
         let config = ElectionConfig::new("default", name.clone(), identity)
             .timings(args.duration, rd, args.renew)
+            .takeover_spread(Duration::ZERO)
             .label("leasehold.dev/kind", "member")
             .label("leasehold.dev/member-lease", name);
         let elector = Elector::new(client.clone());

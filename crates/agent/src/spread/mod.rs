@@ -115,6 +115,8 @@ impl SpreadManager {
             self.identity.clone(),
         )
         .timings(m.lease_duration, rd, m.renew_period)
+        // Only this agent ever campaigns for its member Lease: no herd to spread, so no takeover wait.
+        .takeover_spread(Duration::ZERO)
         .wall_clock_offset_for_test(self.wall_clock_offset);
         for (k, v) in name.labels() {
             ec = ec.label(k, v);
