@@ -228,6 +228,8 @@ pub struct AgentSpec {
     pub tasks: Vec<TaskDef>,
     /// Extra environment, applied last (overrides what the harness sets).
     pub env: Vec<(String, String)>,
+    /// The arguments after the binary: `agent` by default, or `run … -- CMD` for the wrapper.
+    pub args: Vec<String>,
 }
 
 impl AgentSpec {
@@ -238,7 +240,19 @@ impl AgentSpec {
             namespaces: vec!["default".to_string()],
             tasks: Vec::new(),
             env: Vec::new(),
+            args: vec!["agent".to_string()],
         }
+    }
+
+    /// Runs `leasehold run --namespace NS --grace G -- CMD` (the wrapper) instead of `leasehold agent`.
+    #[must_use]
+    pub fn wrapper(mut self, namespace: &str, grace: &str, command: &[String]) -> Self {
+        self.args = ["run", "--namespace", namespace, "--grace", grace, "--"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        self.args.extend(command.iter().cloned());
+        self
     }
 
     /// Sets the election namespaces.
@@ -451,6 +465,22 @@ impl Cluster {
         }
     }
 
+    /// GETs any API path as the admin (plain-HTTP servers only), failing on a non-200 answer.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        match self.admin()?.send("GET", path, None).await? {
+            (200, v) => Ok(v),
+            (code, v) => bail!("GET {path} answered {code}: {v}"),
+        }
+    }
+
+    /// Creates an object as the admin by POSTing `body` to `path`, failing unless the answer is 201.
+    pub async fn create(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        match self.admin()?.send("POST", path, Some(body)).await? {
+            (201, v) => Ok(v),
+            (code, v) => bail!("POST {path} answered {code}: {v}"),
+        }
+    }
+
     /// Runs kubectl against this server with the admin kubeconfig and returns its stdout.
     pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = Command::new("kubectl")
@@ -622,7 +652,7 @@ impl Cluster {
         let log = self.dir().join(format!("{}.log", spec.node));
         let out = File::create(&log)?;
         let mut cmd = Command::new(binary("leasehold")?);
-        cmd.arg("agent")
+        cmd.args(&spec.args)
             .env_clear()
             .envs(self.base_env(&spec, &kubeconfig, &config, api, probe))
             .envs(spec.env.iter().map(|(k, v)| (k, v)))

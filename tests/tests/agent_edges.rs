@@ -1,0 +1,226 @@
+//! The agent's edges: the `leasehold run` wrapper, the control API's token when it listens off loopback, a second
+//! signal during a graceful shutdown, an election namespace whose Lease name collides with another's, and the
+//! Kubernetes Events a leadership change leaves on the Lease.
+
+use std::time::Duration;
+
+use leasehold_tests::harness::{AgentSpec, Cluster, Timing, eventually, free_port};
+use leasehold_tests::http_client::ApiClient;
+use leasehold_tests::stamps::Event;
+use serde_json::json;
+
+const NS: &str = "default";
+
+#[tokio::test]
+async fn the_wrapper_runs_one_command_under_election_and_hands_it_over() -> anyhow::Result<()> {
+    let cluster = Cluster::start()?;
+    let command = cluster.stamp_task("wrapped", NS)?.command;
+    let a = cluster
+        .agent(AgentSpec::new("node-a").wrapper(NS, "500ms", &command))
+        .await?;
+    let b = cluster
+        .agent(AgentSpec::new("node-b").wrapper(NS, "500ms", &command))
+        .await?;
+    let bound = cluster.timing.takeover_bound();
+    let mut agents = vec![a, b];
+    let leader = cluster
+        .wait_for_leader(&agents.iter().collect::<Vec<_>>(), NS, bound)
+        .await?;
+    let mut first = agents.remove(leader);
+    let second = agents.remove(0);
+    let started = cluster.wait_for_start(NS, &first.holder, 0, bound).await?;
+    assert_eq!(
+        started.task, "stamp-task",
+        "the wrapped task is named after the command"
+    );
+    first.terminate()?;
+    assert!(first.wait_exit(bound).await?.success(), "SIGTERM exits 0");
+    cluster
+        .wait_for_start(NS, &second.holder, started.epoch, bound)
+        .await?;
+    let stamps = cluster.stamps()?;
+    assert!(
+        stamps
+            .lines
+            .iter()
+            .any(|s| s.holder == first.holder && s.event == Event::Stop),
+        "{}",
+        stamps.describe()
+    );
+    stamps.check_exclusive()
+}
+
+#[tokio::test]
+async fn off_loopback_the_control_api_needs_its_token() -> anyhow::Result<()> {
+    let cluster = Cluster::start()?;
+    let port = free_port()?.port();
+    let listen = format!("0.0.0.0:{port}");
+
+    // Without a token, an agent whose control API would listen off loopback refuses to start.
+    let mut refused = cluster
+        .spawn_agent(AgentSpec::new("node-a").env("LEASEHOLD_LISTEN", &listen))
+        .await?;
+    let status = refused.wait_exit(Duration::from_secs(15)).await?;
+    assert_eq!(status.code(), Some(2), "{}", refused.log_tail(5));
+    assert!(
+        refused.log_tail(5).contains("LEASEHOLD_API_TOKEN"),
+        "{}",
+        refused.log_tail(5)
+    );
+
+    let guarded = cluster
+        .spawn_agent(
+            AgentSpec::new("node-b")
+                .env("LEASEHOLD_LISTEN", &listen)
+                .env("LEASEHOLD_API_TOKEN", "s3cret"),
+        )
+        .await?;
+    let url = format!("http://127.0.0.1:{port}");
+    let anonymous = ApiClient::new(&url, "");
+    let with_token = ApiClient::new(&url, "s3cret");
+    eventually(
+        "the guarded agent to lead",
+        cluster.timing.takeover_bound() * 2,
+        || async {
+            Ok(match anonymous.send("GET", "/v1/election", None).await {
+                Ok((200, doc)) if doc["namespaces"][0]["status"] == "success" => Some(()),
+                _ => None,
+            })
+        },
+    )
+    .await?;
+    let (code, _) = anonymous
+        .send("POST", &format!("/v1/election/{NS}/impeach"), None)
+        .await?;
+    assert_eq!(code, 401, "impeach without the token");
+    let (code, _) = anonymous
+        .send(
+            "POST",
+            "/v1/global/election/tags",
+            Some(&json!({"tags": {"a": "b"}})),
+        )
+        .await?;
+    assert_eq!(code, 401, "tags without the token");
+    let (code, doc) = with_token
+        .send("POST", &format!("/v1/election/{NS}/impeach"), None)
+        .await?;
+    assert_eq!(code, 200, "{doc}");
+    assert_eq!(doc["namespaces"][0]["status"], "impeached");
+    drop(guarded);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once_and_the_task_still_dies() -> anyhow::Result<()> {
+    let mut cluster = Cluster::start()?;
+    // A long grace, so that a graceful shutdown would visibly wait for it.
+    cluster.timing = Timing {
+        lease_duration: Duration::from_secs(20),
+        renew_deadline: Duration::from_secs(5),
+        retry_period: Duration::from_millis(500),
+        grace: Duration::from_secs(12),
+    };
+    let stubborn = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        "trap '' TERM; echo up; while true; do sleep 1; done".to_string(),
+    ];
+    let mut task = cluster.stamp_task("stubborn", NS)?;
+    task.command = stubborn;
+    let mut agent = cluster.agent(AgentSpec::new("node-a").task(task)).await?;
+    agent
+        .wait_status(NS, Duration::from_secs(30), |s| {
+            s.task_state("stubborn") == Some("running")
+        })
+        .await?;
+    let pid = agent.namespace(NS).await?.tasks[0]["pid"]
+        .as_u64()
+        .unwrap_or(0) as i32;
+    agent.terminate()?;
+    // The first signal starts a graceful stop that waits for the 12 s grace; the second one ends it.
+    eventually(
+        "the graceful stop to begin",
+        Duration::from_secs(10),
+        || async { Ok(agent.log_tail(20).contains("shutting down").then_some(())) },
+    )
+    .await?;
+    agent.terminate()?;
+    let status = agent.wait_exit(Duration::from_secs(10)).await?;
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "a second signal exits with 130 at once"
+    );
+    // The task's watchdog sees the agent go away and kills the whole group.
+    eventually(
+        "the stubborn task to be killed",
+        Duration::from_secs(10),
+        || async {
+            Ok((rustix::process::test_kill_process(
+                rustix::process::Pid::from_raw(pid).unwrap_or(rustix::process::Pid::INIT),
+            )
+            .is_err())
+            .then_some(()))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_lease_name_collision_stops_the_agent_with_a_clear_error() -> anyhow::Result<()> {
+    let cluster = Cluster::start()?;
+    // Another election namespace already owns the Lease name ours maps to.
+    cluster
+        .create(
+            "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+            &json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {
+                    "name": "leasehold-default",
+                    "labels": {"app.kubernetes.io/managed-by": "leasehold", "leasehold.dev/kind": "election"},
+                    "annotations": {"leasehold.dev/election-namespace": "Default!"}
+                },
+                "spec": {"holderIdentity": "", "leaseDurationSeconds": 1}
+            }),
+        )
+        .await?;
+    let mut agent = cluster.spawn_agent(AgentSpec::new("node-a")).await?;
+    let status = agent.wait_exit(Duration::from_secs(30)).await?;
+    assert_eq!(status.code(), Some(1), "{}", agent.log_tail(10));
+    let log = agent.log_tail(20);
+    assert!(log.contains("collide") && log.contains("Default!"), "{log}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_new_leader_leaves_an_event_on_the_lease() -> anyhow::Result<()> {
+    let cluster = Cluster::start()?;
+    let agents = cluster.stamp_agents(&["node-a", "node-b"], NS).await?;
+    let all: Vec<_> = agents.iter().collect();
+    let leader = &agents[cluster
+        .wait_for_leader(&all, NS, cluster.timing.takeover_bound())
+        .await?];
+    let events = eventually("a leadership Event on the Lease", Duration::from_secs(15), || async {
+        let list = cluster
+            .get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dleasehold-default")
+            .await?;
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        Ok((!items.is_empty()).then_some(items))
+    })
+    .await?;
+    let note = format!("{} became leader of {NS} (epoch", leader.node);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["message"].as_str().is_some_and(|m| m.starts_with(&note))),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["reportingInstance"] == leader.holder.as_str()),
+        "only the agent whose leadership changed writes Events: {events:?}"
+    );
+    Ok(())
+}
