@@ -10,7 +10,7 @@ use leasehold_policy::config::{Config, TaskConfig, TaskMode};
 use leasehold_policy::eligibility::Eligibility;
 use leasehold_policy::lease_name::LeaseName;
 use leasehold_policy::status::Status;
-use leasehold_policy::tags::{Tags, resolve_placeholders};
+use leasehold_policy::tags::Tags;
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{Controls, ImpeachRequest, Listeners};
@@ -34,6 +34,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
         identity,
         node_source,
         wall_clock_offset,
+        host_tags,
     } = settings;
     if !wall_clock_offset.is_zero() {
         tracing::warn!(offset = %wall_clock_offset, "test only: writing Lease times with a shifted wall clock");
@@ -56,12 +57,6 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
     let supervisor =
         Arc::new(Supervisor::for_current_exe().context("starting the task supervisor")?);
     let _reaper = supervisor.spawn_orphan_reaper_if_pid1();
-    let host_tags = resolve_placeholders(
-        &config.global_host_tags,
-        &hostname(),
-        std::env::var("HOST_IP").ok().as_deref(),
-    )
-    .context("resolving [global_host_tags] placeholders (set HOST_IP for __datakit_ip)")?;
     let base_tags = {
         let config = config.clone();
         let host_tags = host_tags.clone();
@@ -218,13 +213,6 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
     }
     tracing::info!(code, "leasehold agent stopped");
     Ok(code)
-}
-
-fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// The election config of one namespace, from the agent's configuration.

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use leasehold_policy::config::{Config, ConfigError, Sources, env::config_path};
 use leasehold_policy::identity::Identity;
+use leasehold_policy::tags::{Tags, resolve_placeholders};
 
 /// Where Kubernetes mounts the service account's namespace.
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -48,7 +49,14 @@ pub struct Settings {
     /// Test only (`LEASEHOLD_TEST_WALL_CLOCK_OFFSET`, e.g. `-1h`, `+90s`): shifts the wall clock this agent writes
     /// into `renewTime`/`acquireTime`, for soak tests that show clock skew does not matter. Zero in production.
     pub wall_clock_offset: jiff::SignedDuration,
+    /// The global host tags with DataKit's placeholders resolved: `__datakit_hostname` to our node name,
+    /// `__datakit_ip` to `HOST_IP`.
+    pub host_tags: Tags,
 }
+
+/// The variable that gives the node's IP for DataKit's `__datakit_ip` placeholder (the downward API's
+/// `status.hostIP`).
+pub const HOST_IP: &str = "HOST_IP";
 
 /// The test-only variable that shifts the wall clock written into Leases.
 pub const WALL_CLOCK_OFFSET: &str = "LEASEHOLD_TEST_WALL_CLOCK_OFFSET";
@@ -101,10 +109,22 @@ pub fn load_from(env: &BTreeMap<String, String>) -> Result<Settings, SettingsErr
     let nonce = format!("{:08x}", rand::random::<u32>());
     let resolved = Identity::resolve(env, &hostname, &nonce)
         .map_err(|e| SettingsError::Identity(e.to_string()))?;
+    let node = resolved.identity.node().to_string();
+    let host_tags = resolve_placeholders(
+        &config.global_host_tags,
+        &node,
+        env.get(HOST_IP).map(String::as_str),
+    )
+    .map_err(|e| {
+        SettingsError::Invalid(format!(
+            "ENV_GLOBAL_HOST_TAGS / [global_host_tags]: {e} (set {HOST_IP} for __datakit_ip)"
+        ))
+    })?;
     Ok(Settings {
         config,
         identity: resolved.identity.clone(),
         node_source: resolved.node_source.to_string(),
+        host_tags,
         wall_clock_offset: match env.get(WALL_CLOCK_OFFSET).filter(|v| !v.trim().is_empty()) {
             Some(v) => parse_offset(v)?,
             None => jiff::SignedDuration::ZERO,
@@ -115,6 +135,42 @@ pub fn load_from(env: &BTreeMap<String, String>) -> Result<Settings, SettingsErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn datakit_placeholders_resolve_to_the_node_name_and_host_ip() {
+        let s = load_from(&env(&[
+            ("NODE_NAME", "node-x"),
+            ("HOST_IP", "10.1.2.3"),
+            (
+                "ENV_GLOBAL_HOST_TAGS",
+                "host=__datakit_hostname,ip=__datakit_ip",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(s.host_tags.get("host"), Some("node-x"));
+        assert_eq!(s.host_tags.get("ip"), Some("10.1.2.3"));
+    }
+
+    #[test]
+    fn an_unresolvable_placeholder_is_a_configuration_error() {
+        let err = load_from(&env(&[
+            ("NODE_NAME", "node-x"),
+            ("ENV_GLOBAL_HOST_TAGS", "ip=__datakit_ip"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("__datakit_ip") && err.contains("HOST_IP"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn wall_clock_offsets_parse_with_a_sign() {

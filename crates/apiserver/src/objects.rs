@@ -417,6 +417,23 @@ fn update(ctx: &Ctx) -> Result {
         .get(rt.store, &ctx.req.namespace, &name)
         .is_some();
     if !exists {
+        // A PUT that creates needs `create` as well as `update`, as the real server checks.
+        let r = &ctx.req;
+        let attrs = crate::rbac::RequestAttributes {
+            verb: "create",
+            api_group: rt.group,
+            resource: rt.plural,
+            subresource: &r.subresource,
+            namespace: &r.namespace,
+            name: &r.name,
+            resource_request: true,
+            path: "",
+        };
+        if let crate::rbac::Decision::Deny { message } =
+            ctx.state.authorizer.authorize(&ctx.user, &attrs)
+        {
+            return Err(ApiError::forbidden(message, rt.group, rt.plural, &r.name));
+        }
         check_namespace(ctx)?;
     }
     let dry_run = ctx.dry_run();

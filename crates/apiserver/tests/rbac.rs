@@ -187,3 +187,68 @@ async fn masters_bypass_rbac() {
     .await;
     assert_eq!(del.code, 200, "{}", del.text);
 }
+
+#[tokio::test]
+async fn a_put_that_creates_needs_create_as_well_as_update() {
+    let rbac = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: updater, namespace: default}
+rules:
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: updater, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: updater}
+subjects:
+- {kind: User, name: updater, apiGroup: rbac.authorization.k8s.io}
+"#;
+    let server = leasehold_apiserver::start(Options {
+        tokens: parse_token_file("u-token,updater,u1,\"\"\n").unwrap(),
+        rbac: vec![("rbac.yaml".into(), rbac.into())],
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let path = "/apis/coordination.k8s.io/v1/namespaces/default/leases/fresh";
+    let denied = send(
+        &server.url(),
+        "PUT",
+        path,
+        "u-token",
+        "application/json",
+        &lease("fresh", "n"),
+    )
+    .await;
+    assert_eq!(denied.code, 403, "{}", denied.text);
+    assert!(
+        denied.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot create resource \"leases\"")
+    );
+    // Once it exists, the same user may update it.
+    let created = send(
+        &server.url(),
+        "POST",
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+        &server.admin_token(),
+        "application/json",
+        &lease("fresh", "n"),
+    )
+    .await
+    .json();
+    let ok = send(
+        &server.url(),
+        "PUT",
+        path,
+        "u-token",
+        "application/json",
+        &created,
+    )
+    .await;
+    assert_eq!(ok.code, 200, "{}", ok.text);
+}
