@@ -79,6 +79,10 @@ impl Sink for NamespaceSink {
         }
     }
 
+    fn leadership_deadline(&self, deadline: Option<std::time::Instant>) {
+        self.view.set_leadership_deadline(&self.namespace, deadline);
+    }
+
     fn stopped_leading(&self, l: &Leadership, why: &str) {
         let reason = if why == "impeached" {
             "impeached"

@@ -31,6 +31,9 @@ pub trait Sink: Send + Sync {
     fn leading(&self, leadership: &Leadership);
     /// We stopped leading (children already stopped), and why.
     fn stopped_leading(&self, leadership: &Leadership, why: &str);
+    /// When the current leadership ends unless renewed (`None`: not leading any more), refreshed every
+    /// heartbeat, so a health probe can tell a leader that failed to step down in time.
+    fn leadership_deadline(&self, _deadline: Option<std::time::Instant>) {}
 }
 
 /// An impeach request: the answer says whether the step-down was done.
@@ -128,6 +131,7 @@ impl<S: Sink> GatedRunner<S> {
                         && let Some(left) = l.time_left()
                     {
                         tasks.set_deadline(watchdog_deadline(left, self.timing.0, self.timing.1));
+                        self.sink.leadership_deadline(Some(std::time::Instant::now() + left));
                     }
                 }
                 Some(reply) = impeach => {
@@ -156,6 +160,8 @@ impl<S: Sink> GatedRunner<S> {
     /// Starts leading: status and children.
     fn lead(&self, l: &Leadership) -> Running {
         self.sink.leading(l);
+        self.sink
+            .leadership_deadline(l.time_left().map(|left| std::time::Instant::now() + left));
         let left = l.time_left().unwrap_or(Duration::ZERO);
         let deadline = watchdog_deadline(left, self.timing.0, self.timing.1);
         let term = Term {
@@ -171,6 +177,8 @@ impl<S: Sink> GatedRunner<S> {
         let Some((l, tasks)) = running.take() else {
             return;
         };
+        // Leadership ends here, as the children begin to stop (the watchdog bounds how long they may take).
+        self.sink.leadership_deadline(None);
         tasks.stop().await;
         self.sink.stopped_leading(&l, why);
     }

@@ -59,6 +59,7 @@ struct Entry {
     lease: String,
     tasks: BTreeMap<String, TaskView>,
     observed: bool,
+    leadership_deadline: Option<std::time::Instant>,
 }
 
 /// One spread task as the API shows it.
@@ -130,6 +131,7 @@ impl View {
                     lease: lease.to_string(),
                     tasks: BTreeMap::new(),
                     observed,
+                    leadership_deadline: None,
                 },
             )
         });
@@ -210,6 +212,31 @@ impl View {
         Some(v)
     }
 
+    /// Records when our leadership of a namespace ends unless renewed (`None`: we stopped leading).
+    pub fn set_leadership_deadline(&self, namespace: &str, deadline: Option<std::time::Instant>) {
+        // Not a visible change: no notification, so the heartbeat does not flood the event stream.
+        if let Some(e) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(namespace)
+        {
+            e.leadership_deadline = deadline;
+        }
+    }
+
+    /// A namespace whose leadership deadline passed more than 1 s ago while we still had not stepped down, as
+    /// client-go's HealthzAdaptor checks: that means the agent is stuck, and kubelet should restart it.
+    pub fn overdue_leadership(&self, now: std::time::Instant) -> Option<String> {
+        let tolerance = std::time::Duration::from_secs(1);
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(_, e)| e.leadership_deadline.is_some_and(|d| now > d + tolerance))
+            .map(|(ns, _)| ns.clone())
+    }
+
     /// Marks the agent as broken (an elector died); `/healthz` fails from now on.
     pub fn set_fatal(&self, why: String) {
         *self.fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
@@ -257,5 +284,58 @@ impl View {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_leader_past_its_deadline_by_more_than_a_second_is_overdue() {
+        let view = View::new("node-a");
+        view.add_namespace(
+            "default",
+            Status::Defeat { holder: None },
+            "ns/leasehold-default",
+            false,
+        );
+        let now = Instant::now();
+        assert_eq!(view.overdue_leadership(now), None);
+        view.set_leadership_deadline("default", Some(now));
+        assert_eq!(
+            view.overdue_leadership(now + Duration::from_millis(900)),
+            None,
+            "within the tolerance"
+        );
+        assert_eq!(
+            view.overdue_leadership(now + Duration::from_secs(2))
+                .as_deref(),
+            Some("default")
+        );
+        view.set_leadership_deadline("default", None);
+        assert_eq!(
+            view.overdue_leadership(now + Duration::from_secs(2)),
+            None,
+            "stepped down"
+        );
+    }
+
+    #[test]
+    fn readiness_waits_for_a_known_holder() {
+        let view = View::new("node-a");
+        view.add_namespace("default", Status::Defeat { holder: None }, "ns/l", false);
+        view.set_status("default", Status::Defeat { holder: None }, None, None);
+        assert!(!view.ready(), "no holder known yet");
+        view.set_status(
+            "default",
+            Status::Defeat {
+                holder: Some("node-b".into()),
+            },
+            Some("node-b_1".into()),
+            None,
+        );
+        assert!(view.ready());
     }
 }

@@ -31,6 +31,13 @@ pub fn router(view: Arc<View>, metrics: Arc<Metrics>) -> Router {
 }
 
 async fn healthz(State(p): State<Probes>) -> Response {
+    if let Some(ns) = p.view.overdue_leadership(std::time::Instant::now()) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unhealthy: still leading {ns} more than 1 s past the leadership deadline\n"),
+        )
+            .into_response();
+    }
     match p.view.fatal() {
         None => (StatusCode::OK, "ok\n").into_response(),
         Some(why) => (
