@@ -9,6 +9,7 @@
 //! kubectl 1.33's typed clients (`kubectl create namespace`) send protobuf; [`parse`] reads the few kinds
 //! they create (Namespace) through [`protobuf`], and answers 415 for the rest.
 
+use crate::go_text::{go_quote, go_type_name};
 use serde_json::{Value, json};
 
 use crate::openapi;
@@ -308,22 +309,6 @@ fn go_format(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => "<nil>".into(),
         other => other.to_string(),
-    }
-}
-
-/// Go's `%q` of a string, as field errors quote invalid values (JSON quoting matches it for what we print).
-fn go_quote(s: &str) -> String {
-    Value::String(s.to_string()).to_string()
-}
-
-fn go_type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Array(_) => "array",
-        Value::String(_) => "string",
-        Value::Number(_) => "number",
-        Value::Bool(_) => "bool",
-        Value::Null => "null",
-        Value::Object(_) => "object",
     }
 }
 

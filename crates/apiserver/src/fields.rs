@@ -23,6 +23,8 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
+use crate::go_text::{go_quote, go_type_name};
+
 /// The metadata fields a client owns; everything else in `metadata` is the server's and is never tracked.
 ///
 /// `generateName` is not in the brief's list, but the real server tracks it (it is not stripped by its
@@ -488,46 +490,6 @@ fn conflicts_message(conflicts: &[Conflict]) -> String {
         conflicts.len(),
         lines.join("\n")
     )
-}
-
-/// Quotes like Go's `%q`: double quotes, backslash escapes for `"` `\` and control characters.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Go's name for a JSON value's type in `cannot unmarshal X into ...` errors.
-fn go_type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 // ----- field paths and sets -----
@@ -1310,10 +1272,5 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-26T01:10:16Z"), Some(1_795_655_416));
         assert_eq!(parse_rfc3339("1970-01-01T01:00:00.5+01:00"), Some(0));
         assert_eq!(parse_rfc3339("nope"), None);
-    }
-
-    #[test]
-    fn go_quote_escapes() {
-        assert_eq!(go_quote("a\"b\\c\n\u{1}"), r#""a\"b\\c\n\x01""#);
     }
 }

@@ -27,6 +27,7 @@ mod discovery;
 mod event_view;
 pub mod faults;
 pub mod fields;
+mod go_text;
 mod http;
 mod kubeconfig;
 mod meta;

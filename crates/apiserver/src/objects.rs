@@ -1,8 +1,6 @@
 //! Get, list, create, update, patch and delete for every served resource, with the real server's optimistic
 //! concurrency, preconditions, validation and managedFields.
 
-use std::sync::Arc;
-
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -396,6 +394,42 @@ fn same_object(a: &Value, b: &Value) -> bool {
     strip(a) == strip(b)
 }
 
+/// The write for a new version of an object: nothing when it equals the live one, a preview on a dry run, else a
+/// put.
+fn put_unless_same(live: Option<&Value>, new: Value, dry_run: bool) -> WriteOp {
+    if live.is_some_and(|l| same_object(l, &new)) {
+        WriteOp::Keep
+    } else if dry_run {
+        WriteOp::Preview(new)
+    } else {
+        WriteOp::Put(new)
+    }
+}
+
+/// What an update or a patch by `manager` is, once `new` has its server metadata: managedFields recorded, then
+/// [`put_unless_same`].
+struct Updater<'a> {
+    rt: &'a ResourceType,
+    manager: &'a str,
+    api_version: &'a str,
+    now: &'a str,
+    dry_run: bool,
+}
+
+impl Updater<'_> {
+    fn op(&self, live: &Value, mut new: Value) -> WriteOp {
+        fields::record_update(
+            Some(live),
+            &mut new,
+            self.manager,
+            self.api_version,
+            self.now,
+            &schema(self.rt),
+        );
+        put_unless_same(Some(live), new, self.dry_run)
+    }
+}
+
 fn update(ctx: &Ctx) -> Result {
     let rt = ctx.req.rt;
     let mut body = to_stored(rt, decode::object_validated(ctx)?);
@@ -437,7 +471,13 @@ fn update(ctx: &Ctx) -> Result {
         check_namespace(ctx)?;
     }
     let dry_run = ctx.dry_run();
-    let mut dry_answer = None;
+    let updater = Updater {
+        rt,
+        manager: &manager,
+        api_version: &api_version,
+        now: &now,
+        dry_run,
+    };
     let written = ctx
         .state
         .store
@@ -457,11 +497,7 @@ fn update(ctx: &Ctx) -> Result {
                 let mut obj = body.clone();
                 stamp_new(&mut obj, &ctx.req.namespace, rt);
                 fields::record_update(None, &mut obj, &manager, &api_version, &now, &schema(rt));
-                if dry_run {
-                    dry_answer = Some((obj, true));
-                    return Err(ApiError::internal("dry run"));
-                }
-                return Ok(WriteOp::Put(obj));
+                return Ok(put_unless_same(None, obj, dry_run));
             };
             if !want_uid.is_empty() && want_uid != meta::uid(live) {
                 return Err(ApiError::uid_precondition(
@@ -491,27 +527,8 @@ fn update(ctx: &Ctx) -> Result {
             validation(rt, &body)?;
             let mut new = body.clone();
             keep_server_metadata(live, &mut new);
-            fields::record_update(
-                Some(live),
-                &mut new,
-                &manager,
-                &api_version,
-                &now,
-                &schema(rt),
-            );
-            if same_object(live, &new) {
-                return Ok(WriteOp::Keep);
-            }
-            if dry_run {
-                dry_answer = Some((new, false));
-                return Err(ApiError::internal("dry run"));
-            }
-            Ok(WriteOp::Put(new))
-        });
-    if let Some((obj, created)) = dry_answer {
-        return Ok(reply_written(ctx, &obj, created));
-    }
-    let written = written?;
+            Ok(updater.op(live, new))
+        })?;
     Ok(reply_written(ctx, &written.obj, written.created))
 }
 
@@ -535,8 +552,13 @@ fn patch(ctx: &Ctx) -> Result {
     let manager = ctx.manager();
     let body = ctx.body.clone();
     // `kubectl diff` patches with dryRun=All: answer the patched object without storing it.
-    let dry_run = ctx.dry_run();
-    let mut dry_answer = None;
+    let updater = Updater {
+        rt,
+        manager: &manager,
+        api_version: &api_version,
+        now: &now,
+        dry_run: ctx.dry_run(),
+    };
     let written = ctx
         .state
         .store
@@ -575,27 +597,8 @@ fn patch(ctx: &Ctx) -> Result {
             keep_server_metadata(live, &mut new);
             default_object(rt, &mut new);
             validation(rt, &new)?;
-            fields::record_update(
-                Some(live),
-                &mut new,
-                &manager,
-                &api_version,
-                &now,
-                &schema(rt),
-            );
-            if same_object(live, &new) {
-                return Ok(WriteOp::Keep);
-            }
-            if dry_run {
-                dry_answer = Some(new);
-                return Err(ApiError::internal("dry run"));
-            }
-            Ok(WriteOp::Put(new))
-        });
-    if let Some(obj) = dry_answer {
-        return Ok(reply_written(ctx, &obj, false));
-    }
-    let written = written?;
+            Ok(updater.op(live, new))
+        })?;
     Ok(reply_written(ctx, &written.obj, false))
 }
 
@@ -635,7 +638,6 @@ fn apply(ctx: &Ctx, name: &str, now: &str, api_version: &str) -> Result {
         check_namespace(ctx)?;
     }
     let dry_run = ctx.dry_run();
-    let mut dry_answer = None;
     let written = ctx
         .state
         .store
@@ -665,19 +667,8 @@ fn apply(ctx: &Ctx, name: &str, now: &str, api_version: &str) -> Result {
             }
             default_object(rt, &mut new);
             validation(rt, &new)?;
-            if live.is_some_and(|l| same_object(l, &new)) {
-                return Ok(WriteOp::Keep);
-            }
-            if dry_run {
-                dry_answer = Some((new, live.is_none()));
-                return Err(ApiError::internal("dry run"));
-            }
-            Ok(WriteOp::Put(new))
-        });
-    if let Some((obj, created)) = dry_answer {
-        return Ok(reply_written(ctx, &obj, created));
-    }
-    let written = written?;
+            Ok(put_unless_same(live, new, dry_run))
+        })?;
     Ok(reply_written(ctx, &written.obj, written.created))
 }
 
@@ -751,7 +742,6 @@ fn delete(ctx: &Ctx) -> Result {
         }),
     };
     let dry_run = ctx.dry_run();
-    let mut dry_obj = None;
     let written = ctx.state.store.write(rt.store, &ctx.req.namespace, &name, |live, _| {
         let live = live.ok_or_else(|| ApiError::not_found(rt, &name))?;
         if !want_uid.is_empty() && want_uid != meta::uid(live) {
@@ -766,16 +756,9 @@ fn delete(ctx: &Ctx) -> Result {
                 meta::resource_version(live)
             )));
         }
-        if dry_run {
-            dry_obj = Some(live.clone());
-            return Err(ApiError::internal("dry run"));
-        }
-        Ok(WriteOp::Delete)
-    });
-    let obj = match (dry_obj, written) {
-        (Some(obj), _) => Arc::new(obj),
-        (None, w) => w?.obj,
-    };
+        Ok(if dry_run { WriteOp::Preview(live.clone()) } else { WriteOp::Delete })
+    })?;
+    let obj = written.obj;
     if rt.plural == "namespaces" {
         if !dry_run {
             ctx.state.store.delete_namespace_contents(&name);

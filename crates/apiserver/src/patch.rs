@@ -10,6 +10,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::go_text::go_type_name;
+
 /// The real server's cap on JSON patch operations (`maxJSONPatchOperations`).
 const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
 
@@ -502,17 +504,6 @@ fn decode(body: &[u8], prefix: &str) -> Result<Value, PatchError> {
     serde_json::from_slice(body).map_err(|e| PatchError::Decode {
         message: format!("{prefix}{e}"),
     })
-}
-
-fn go_type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 /// A JSON syntax error, as Go's scanner sees it.

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
 
-use crate::selector::{LabelSelector, go_quote};
+use crate::go_text::go_quote;
+use crate::selector::LabelSelector;
 
 /// Why a token file or an RBAC manifest was rejected. Each message names where the problem is
 /// (line number, or source label and document index) and what is wrong, so an operator can fix

@@ -55,6 +55,8 @@ pub enum WriteOp {
     Delete,
     /// Leave everything as it is (a no-op update), answering with the live object.
     Keep,
+    /// Answer with this object as if it had been written, storing nothing: a dry run (`dryRun=All`).
+    Preview(Value),
 }
 
 /// The outcome of a committed write.
@@ -157,6 +159,12 @@ impl Store {
         let next = inner.rv + 1;
         let op = decide(live.as_deref(), next)?;
         let (obj, kind) = match op {
+            WriteOp::Preview(v) => {
+                return Ok(Written {
+                    obj: Arc::new(v),
+                    created: live.is_none(),
+                });
+            }
             WriteOp::Keep => {
                 let obj =
                     live.ok_or_else(|| ApiError::internal("no-op write of a missing object"))?;
