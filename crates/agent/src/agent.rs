@@ -14,7 +14,7 @@ use leasehold_policy::tags::Tags;
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{Controls, ImpeachRequest, Listeners};
-use crate::events::LeaderEvents;
+use crate::events::{LeaderEvents, LeaseEvents};
 use crate::metrics::Metrics;
 use crate::namespace_sink::NamespaceSink;
 use crate::runner::{GatedRunner, ImpeachReply, RunnerEnd};
@@ -143,12 +143,15 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
                 impeach: Some(rx),
                 sink: NamespaceSink {
                     namespace: ns.clone(),
-                    lease_namespace: config.lease.namespace.clone(),
-                    lease_name: name.name().to_string(),
-                    node: node.clone(),
                     view: view.clone(),
                     metrics: metrics.clone(),
-                    events: Some(events.clone()),
+                    events: Some(LeaseEvents {
+                        events: events.clone(),
+                        lease_namespace: config.lease.namespace.clone(),
+                        lease_name: name.name().to_string(),
+                        node: node.clone(),
+                        namespace: ns.clone(),
+                    }),
                 },
             };
             runners.spawn(runner.run(shutdown.clone()));

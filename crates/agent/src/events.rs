@@ -3,18 +3,48 @@
 //! which patches a repeated Event instead of creating a new one).
 //!
 //! Events are a courtesy to operators, never a reason to fail: when they are forbidden (RBAC without
-//! `events.k8s.io`), the agent logs that once and carries on.
+//! `events.k8s.io`), the agent logs that once and carries on. Publishing never blocks the caller.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-/// Publishes leadership Events for this agent.
+/// Publishes Events for this agent.
 pub struct LeaderEvents {
     recorder: Recorder,
     warned: AtomicBool,
+}
+
+/// What an Event says about a leadership change.
+pub enum Change<'a> {
+    /// "node-a became leader of default (epoch 7)".
+    BecameLeader {
+        /// The new epoch.
+        epoch: u64,
+    },
+    /// "node-a stopped leading default: <why>".
+    StoppedLeading {
+        /// Why.
+        why: &'a str,
+    },
+}
+
+/// The Lease an election namespace's Events are about.
+#[derive(Clone)]
+pub struct LeaseEvents {
+    /// The publisher.
+    pub events: Arc<LeaderEvents>,
+    /// The Kubernetes namespace of the Lease.
+    pub lease_namespace: String,
+    /// The Lease name.
+    pub lease_name: String,
+    /// Our node name, as the notes say it.
+    pub node: String,
+    /// The election namespace.
+    pub namespace: String,
 }
 
 impl LeaderEvents {
@@ -30,71 +60,7 @@ impl LeaderEvents {
         }
     }
 
-    /// "node-a became leader of default (epoch 7)".
-    pub async fn became_leader(
-        &self,
-        lease_ns: &str,
-        lease: &str,
-        node: &str,
-        namespace: &str,
-        epoch: u64,
-    ) {
-        let note = format!("{node} became leader of {namespace} (epoch {epoch})");
-        self.publish(
-            lease_ns,
-            lease,
-            "BecameLeader",
-            "Acquire",
-            note,
-            EventType::Normal,
-        )
-        .await;
-    }
-
-    /// "node-a stopped leading default: <why>".
-    pub async fn stopped_leading(
-        &self,
-        lease_ns: &str,
-        lease: &str,
-        node: &str,
-        namespace: &str,
-        why: &str,
-    ) {
-        let note = format!("{node} stopped leading {namespace}: {why}");
-        self.publish(
-            lease_ns,
-            lease,
-            "StoppedLeading",
-            "Release",
-            note,
-            EventType::Normal,
-        )
-        .await;
-    }
-
-    async fn publish(
-        &self,
-        lease_ns: &str,
-        lease: &str,
-        reason: &str,
-        action: &str,
-        note: String,
-        type_: EventType,
-    ) {
-        let reference = ObjectReference {
-            api_version: Some("coordination.k8s.io/v1".into()),
-            kind: Some("Lease".into()),
-            name: Some(lease.to_string()),
-            namespace: Some(lease_ns.to_string()),
-            ..ObjectReference::default()
-        };
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: action.into(),
-            secondary: None,
-        };
+    async fn publish(&self, reference: ObjectReference, event: Event) {
         match self.recorder.publish(&event, &reference).await {
             Ok(()) => {}
             Err(kube::Error::Api(status)) if status.code == 403 => {
@@ -106,5 +72,42 @@ impl LeaderEvents {
                 tracing::debug!(error = %e, "could not write a Kubernetes Event; the election is not affected")
             }
         }
+    }
+}
+
+impl LeaseEvents {
+    /// Publishes an Event about `change` in the background.
+    pub fn publish(&self, change: Change<'_>) {
+        let (reason, action, note) = match change {
+            Change::BecameLeader { epoch } => (
+                "BecameLeader",
+                "Acquire",
+                format!(
+                    "{} became leader of {} (epoch {epoch})",
+                    self.node, self.namespace
+                ),
+            ),
+            Change::StoppedLeading { why } => (
+                "StoppedLeading",
+                "Release",
+                format!("{} stopped leading {}: {why}", self.node, self.namespace),
+            ),
+        };
+        let reference = ObjectReference {
+            api_version: Some("coordination.k8s.io/v1".into()),
+            kind: Some("Lease".into()),
+            name: Some(self.lease_name.clone()),
+            namespace: Some(self.lease_namespace.clone()),
+            ..ObjectReference::default()
+        };
+        let event = Event {
+            type_: EventType::Normal,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        let events = self.events.clone();
+        tokio::spawn(async move { events.publish(reference, event).await });
     }
 }

@@ -8,7 +8,7 @@ use leasehold_lease::Leadership;
 use leasehold_policy::identity::node_of;
 use leasehold_policy::status::Status;
 
-use crate::events::LeaderEvents;
+use crate::events::{Change, LeaseEvents};
 use crate::metrics::Metrics;
 use crate::runner::Sink;
 use crate::view::View;
@@ -17,18 +17,12 @@ use crate::view::View;
 pub struct NamespaceSink {
     /// The election namespace.
     pub namespace: String,
-    /// The Kubernetes namespace of the Lease.
-    pub lease_namespace: String,
-    /// The Lease name.
-    pub lease_name: String,
-    /// Our node name.
-    pub node: String,
     /// Published state.
     pub view: Arc<View>,
     /// Counters.
     pub metrics: Arc<Metrics>,
-    /// Events, when the agent can write them.
-    pub events: Option<Arc<LeaderEvents>>,
+    /// Events on the namespace's Lease, when the agent can write them.
+    pub events: Option<LeaseEvents>,
 }
 
 fn holder_node(holder: Option<&String>) -> Option<String> {
@@ -63,19 +57,7 @@ impl Sink for NamespaceSink {
         self.metrics.transition(&self.namespace, "acquired");
         tracing::info!(namespace = %self.namespace, epoch = l.epoch(), "became leader");
         if let Some(events) = &self.events {
-            let (events, ns, lease, node, election_ns, epoch) = (
-                events.clone(),
-                self.lease_namespace.clone(),
-                self.lease_name.clone(),
-                self.node.clone(),
-                self.namespace.clone(),
-                l.epoch(),
-            );
-            tokio::spawn(async move {
-                events
-                    .became_leader(&ns, &lease, &node, &election_ns, epoch)
-                    .await
-            });
+            events.publish(Change::BecameLeader { epoch: l.epoch() });
         }
     }
 
@@ -92,19 +74,7 @@ impl Sink for NamespaceSink {
         self.metrics.transition(&self.namespace, reason);
         tracing::info!(namespace = %self.namespace, epoch = l.epoch(), why, "stopped leading");
         if let Some(events) = &self.events {
-            let (events, ns, lease, node, election_ns, why) = (
-                events.clone(),
-                self.lease_namespace.clone(),
-                self.lease_name.clone(),
-                self.node.clone(),
-                self.namespace.clone(),
-                why.to_string(),
-            );
-            tokio::spawn(async move {
-                events
-                    .stopped_leading(&ns, &lease, &node, &election_ns, &why)
-                    .await
-            });
+            events.publish(Change::StoppedLeading { why });
         }
     }
 }

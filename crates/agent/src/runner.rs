@@ -157,11 +157,12 @@ impl<S: Sink> GatedRunner<S> {
         }
     }
 
-    /// Starts leading: status and children.
+    /// Starts leading: status and children. The deadline goes first: a status of `success` shows only while
+    /// it is in the future.
     fn lead(&self, l: &Leadership) -> Running {
-        self.sink.leading(l);
         self.sink
             .leadership_deadline(l.time_left().map(|left| std::time::Instant::now() + left));
+        self.sink.leading(l);
         let left = l.time_left().unwrap_or(Duration::ZERO);
         let deadline = watchdog_deadline(left, self.timing.0, self.timing.1);
         let term = Term {

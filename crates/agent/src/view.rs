@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use leasehold_policy::identity::node_of;
 use leasehold_policy::status::{Status, StatusReport};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -60,6 +61,31 @@ struct Entry {
     tasks: BTreeMap<String, TaskView>,
     observed: bool,
     leadership_deadline: Option<std::time::Instant>,
+}
+
+impl Entry {
+    /// Whether the entry says we lead and our leadership deadline has not passed at `now`. The runner sets the
+    /// deadline before it reports `success` and withdraws it the moment leadership ends, before the children have
+    /// stopped; an agent that was frozen (SIGSTOP, a VM pause) past its deadline therefore shows no leadership
+    /// from the first request after it resumes, even before its elector has run.
+    fn leading_at(&self, now: std::time::Instant) -> bool {
+        matches!(self.status, Status::Success { .. })
+            && self.leadership_deadline.is_some_and(|d| now <= d)
+    }
+
+    /// The status and epoch to show at `now`: a `success` whose leadership has ended shows as `defeat` with the
+    /// holder last recorded (as it does once the runner catches up), and without our epoch.
+    fn shown(&self, now: std::time::Instant) -> (Status, Option<u64>) {
+        match &self.status {
+            Status::Success { .. } if !self.leading_at(now) => (
+                Status::Defeat {
+                    holder: self.holder.as_deref().map(|h| node_of(h).to_string()),
+                },
+                None,
+            ),
+            s => (s.clone(), self.epoch),
+        }
+    }
 }
 
 /// One spread task as the API shows it.
@@ -162,7 +188,7 @@ impl View {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(namespace)
-            .map(|e| e.status.clone())
+            .map(|e| e.shown(std::time::Instant::now()).0)
     }
 
     /// Records a task's state.
@@ -265,17 +291,19 @@ impl View {
     /// The current state of every namespace, in name order.
     pub fn snapshot(&self) -> Vec<NamespaceView> {
         let now = SystemTime::now();
+        let mono = std::time::Instant::now();
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .map(|(ns, e)| {
-                let report = StatusReport::new(ns, &e.status, &self.node, now);
+                let (status, epoch) = e.shown(mono);
+                let report = StatusReport::new(ns, &status, &self.node, now);
                 NamespaceView {
                     namespace: ns.clone(),
-                    status: e.status.kind().as_str().to_string(),
+                    status: status.kind().as_str().to_string(),
                     holder: e.holder.clone(),
-                    epoch: e.epoch,
+                    epoch,
                     elected_seconds: report.elected.map(|d| d.as_secs_f64()),
                     lease: e.lease.clone(),
                     tasks: e.tasks.values().cloned().collect(),
@@ -320,6 +348,35 @@ mod tests {
             None,
             "stepped down"
         );
+    }
+
+    #[test]
+    fn success_shows_only_until_the_leadership_deadline() {
+        let view = View::new("node-a");
+        view.add_namespace("default", Status::Defeat { holder: None }, "ns/l", false);
+        let now = Instant::now();
+        view.set_leadership_deadline("default", Some(now + Duration::from_secs(10)));
+        view.set_status(
+            "default",
+            Status::Success {
+                since: SystemTime::now(),
+            },
+            Some("node-a_1".into()),
+            Some(7),
+        );
+        let shown = &view.snapshot()[0];
+        assert_eq!((shown.status.as_str(), shown.epoch), ("success", Some(7)));
+        // Frozen past the deadline: the first read after resuming no longer shows leadership.
+        view.set_leadership_deadline("default", Some(now - Duration::from_millis(1)));
+        let shown = &view.snapshot()[0];
+        assert_eq!((shown.status.as_str(), shown.epoch), ("defeat", None));
+        assert_eq!(shown.holder.as_deref(), Some("node-a_1"));
+        // Leadership ended and the children are stopping: the deadline is withdrawn first.
+        view.set_leadership_deadline("default", None);
+        assert!(matches!(
+            view.status("default"),
+            Some(Status::Defeat { holder: Some(h) }) if h == "node-a"
+        ));
     }
 
     #[test]
