@@ -2,7 +2,9 @@
 //! binaries as separate processes, the way an operator runs them.
 
 pub mod apiserver_process;
+pub mod claims;
 pub mod harness;
 pub mod http_client;
 pub mod limits;
+pub mod procfs;
 pub mod stamps;

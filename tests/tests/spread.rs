@@ -299,3 +299,38 @@ async fn a_rolling_restart_keeps_every_task_running_apart_from_bounded_gaps() ->
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_wiped_api_server_never_makes_a_spread_task_reuse_an_epoch() -> anyhow::Result<()> {
+    let cluster = Cluster::start()?;
+    let mut agents = Vec::new();
+    for node in ["node-a", "node-b"] {
+        agents.push(cluster.agent(spread_agent(&cluster, node)?).await?);
+    }
+    let all: Vec<&Agent> = agents.iter().collect();
+    wait_converged(&cluster, &all).await?;
+    // The server forgets every Lease (as after an etcd restore): the task Leases come back at new epochs.
+    cluster
+        .admin_call(
+            "POST",
+            "restart",
+            Some(&serde_json::json!({ "keepState": false })),
+        )
+        .await?;
+    let before = cluster.stamps()?.intervals().len();
+    eventually(
+        "every task to run again after the wipe",
+        settle_bound(&cluster) * 3,
+        || async {
+            let restarted = cluster.stamps()?.intervals().len() >= before + TASKS;
+            Ok(if restarted {
+                converged(&all).await?
+            } else {
+                None
+            })
+        },
+    )
+    .await?;
+    // check_exclusive also requires each task's epochs to rise strictly from one copy to the next.
+    cluster.stamps()?.check_exclusive()
+}

@@ -28,6 +28,10 @@ pub type WatchStream = ReceiverStream<Bytes>;
 /// How long a watch lasts without `timeoutSeconds`, like the real server's default request timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
+/// How long a watch from a resourceVersion the store has not reached waits for it, like the real server's watch
+/// cache (`waitUntilFreshAndBlock`), before it ends with "Too large resource version".
+const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
+
 struct Watch {
     state: Shared,
     rt: &'static ResourceType,
@@ -93,7 +97,12 @@ impl Watch {
         let mut rv_rx = self.state.store.subscribe();
         let mut faults_rx = self.state.faults.subscribe();
         match start_rv {
-            Some(rv) if !initial_events => self.last_rv = rv,
+            Some(rv) if !initial_events => {
+                if !self.wait_until_reached(rv).await {
+                    return;
+                }
+                self.last_rv = rv;
+            }
             _ => {
                 if !self.send_initial(initial_events).await {
                     return;
@@ -121,6 +130,34 @@ impl Watch {
                 }
                 () = sleep_until(deadline) => return,
                 () = self.tx.closed() => return,
+            }
+        }
+    }
+
+    /// Waits up to [`FRESHNESS_WAIT`] for the store to reach `rv`. A version it does not reach in that time can
+    /// only come from before a wipe: like the real server, the watch then sends an ERROR event (504, "Too large
+    /// resource version") and ends, and clients relist. Held open instead, it would stay silent until the store
+    /// got there again, with bookmarks carrying the unreached version. Returns whether the watch goes on.
+    async fn wait_until_reached(&mut self, rv: u64) -> bool {
+        let mut rv_rx = self.state.store.subscribe();
+        let deadline = Instant::now() + FRESHNESS_WAIT;
+        loop {
+            let current = self.state.store.current_rv();
+            if current >= rv {
+                return true;
+            }
+            tokio::select! {
+                r = rv_rx.changed() => if r.is_err() { return false },
+                () = sleep_until(deadline) => {
+                    let current = self.state.store.current_rv();
+                    if current >= rv {
+                        return true;
+                    }
+                    let line = json!({ "type": "ERROR", "object": ApiError::too_large_rv(rv, current).body() });
+                    let _ = self.tx.send(Bytes::from(format!("{line}\n"))).await;
+                    return false;
+                }
+                () = self.tx.closed() => return false,
             }
         }
     }

@@ -206,6 +206,29 @@ async fn restart_wiping_state_goes_back_below_seen_resource_versions() {
     server.restart(false).await;
     assert_eq!(get(&base, &format!("{LEASES}/l0"), &token).await.code, 404);
     assert!(server.resource_version() < seen);
+    // A watch resumed from a version seen before the wipe ends with the real server's "Too large resource
+    // version" ERROR event once the store has not reached it for 3 s, so that clients relist.
+    let mut resumed = WatchReader::open(
+        &base,
+        &format!("{LEASES}?watch=1&resourceVersion={seen}"),
+        &token,
+    )
+    .await;
+    let started = Instant::now();
+    let ev = resumed.next(WAIT).await.expect("an ERROR event");
+    assert_eq!(ev["type"], "ERROR", "{ev}");
+    assert_eq!(ev["object"]["code"], 504, "{ev}");
+    assert!(
+        ev["object"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Too large resource version")),
+        "{ev}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "it waits first"
+    );
+    assert!(resumed.ends_within(WAIT).await);
     // The initial namespaces are back, so agents can write again.
     assert_eq!(
         send(

@@ -149,7 +149,7 @@ async fn watch_from_before_the_history_window_gets_410_expired() {
 }
 
 #[tokio::test]
-async fn beyond_the_current_resource_version_a_watch_is_silent_and_a_list_answers_504() {
+async fn beyond_the_current_resource_version_a_watch_waits_for_it_and_a_list_answers_504() {
     let server = leasehold_apiserver::start(Options::default())
         .await
         .unwrap();

@@ -59,6 +59,10 @@ pub struct ElectionConfig {
     pub labels: BTreeMap<String, String>,
     /// Annotations set on the Lease on every write. Default: none.
     pub annotations: BTreeMap<String, String>,
+    /// The highest epoch already seen on this Lease by someone else in this process (for example a process-wide
+    /// watch), so that an election spawned late never writes an epoch that was used before the Lease was deleted
+    /// or the API server's state was lost. Default 0 (nothing known).
+    pub epoch_floor: u64,
     /// Test only: shifts the wall clock written into `renewTime` and `acquireTime`, to show that nobody reads
     /// them (expiry runs on each candidate's own monotonic clock). Default zero. Never set in production.
     #[doc(hidden)]
@@ -87,6 +91,7 @@ impl ElectionConfig {
                 MANAGED_BY_LABEL.1.to_owned(),
             )]),
             annotations: BTreeMap::new(),
+            epoch_floor: 0,
             wall_clock_offset: jiff::SignedDuration::ZERO,
         }
     }
@@ -123,6 +128,14 @@ impl ElectionConfig {
     #[must_use]
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the epoch floor: the next acquisition writes at least `epoch + 1`, even if the Lease it finds is
+    /// gone or was re-created at a lower epoch.
+    #[must_use]
+    pub fn epoch_floor(mut self, epoch: u64) -> Self {
+        self.epoch_floor = epoch;
         self
     }
 

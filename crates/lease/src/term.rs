@@ -24,16 +24,27 @@ pub(crate) struct Term {
     last_epoch: Option<u64>,
     /// The holder in the latest observation (`None`: blank, absent or never seen).
     holder: Option<String>,
+    /// The term length of the latest version seen (max of its record's duration and ours), and whether that
+    /// version is still believed to exist: a deletion counts once.
+    present: Option<Duration>,
 }
 
 impl Term {
+    /// A term that knows nothing yet (tests; elections start from their configured epoch floor).
+    #[cfg(test)]
     pub(crate) fn new(our_ld: Duration) -> Self {
+        Self::with_epoch_floor(our_ld, 0)
+    }
+
+    /// A term that already knows epochs up to `floor` were used (0: nothing known).
+    pub(crate) fn with_epoch_floor(our_ld: Duration, floor: u64) -> Self {
         Self {
             our_ld,
             busy_until: None,
             last_holder: None,
-            last_epoch: None,
+            last_epoch: (floor > 0).then_some(floor),
             holder: None,
+            present: None,
         }
     }
 
@@ -43,10 +54,11 @@ impl Term {
             .last_holder
             .as_deref()
             .is_some_and(|last| record::is_release_by(lease, last));
+        let d = record::duration(lease).unwrap_or_default().max(self.our_ld);
+        self.present = Some(d);
         if released {
             self.busy_until = Some(now);
         } else {
-            let d = record::duration(lease).unwrap_or_default().max(self.our_ld);
             let end = now + d;
             self.busy_until = Some(self.busy_until.map_or(end, |b| b.max(end)));
         }
@@ -58,9 +70,17 @@ impl Term {
         self.last_epoch = Some(self.last_epoch.map_or(epoch, |e| e.max(epoch)));
     }
 
-    /// Records that the Lease is confirmed absent. The term does not end early: a deleted Lease's holder
-    /// may still be acting until its term is over.
-    pub(crate) fn observe_absent(&mut self) {
+    /// Records that the Lease is confirmed absent at `now`. The term never ends early: a deleted Lease's holder
+    /// may still be acting. And since our last observation may itself be stale (a watch that missed renewals, a
+    /// server whose state was wiped), the first sight of the deletion counts as a last sight of the holder: the
+    /// Lease stays busy until `now` plus the term it had. A Lease we never saw present stays free.
+    pub(crate) fn observe_absent(&mut self, now: Instant) {
+        if let Some(d) = self.present.take()
+            && self.last_holder.is_some()
+        {
+            let end = now + d;
+            self.busy_until = Some(self.busy_until.map_or(end, |b| b.max(end)));
+        }
         self.holder = None;
     }
 
@@ -157,10 +177,15 @@ mod tests {
         assert_eq!(t.free_at(t1), t0 + Duration::from_secs(10));
         t.observe(&released("b_2", 1), t1);
         assert_eq!(t.free_at(t1), t0 + Duration::from_secs(10));
-        // Deleted.
-        t.observe_absent();
-        assert_eq!(t.free_at(t1), t0 + Duration::from_secs(10));
+        // Deleted: the holder may still be acting, and our last sight of it may be stale, so the deletion
+        // counts as a sighting: busy for another term (of the last version seen: ours, LD) from the deletion.
+        let t2 = t0 + Duration::from_secs(9);
+        t.observe_absent(t2);
+        assert_eq!(t.free_at(t2), t2 + LD);
         assert_eq!(t.holder(), None);
+        // Seeing the absence again does not push it further.
+        t.observe_absent(t2 + Duration::from_secs(5));
+        assert_eq!(t.free_at(t2), t2 + LD);
     }
 
     #[tokio::test(start_paused = true)]
@@ -188,7 +213,7 @@ mod tests {
         assert_eq!(t.next_epoch(None), 1);
         t.observe(&lease("a_1", Some(2), 7), t0);
         assert_eq!(t.next_epoch(Some(&lease("a_1", Some(2), 7))), 8);
-        t.observe_absent();
+        t.observe_absent(t0);
         assert_eq!(t.next_epoch(None), 8);
         // A re-created object with a lower count does not pull the epoch back.
         assert_eq!(t.next_epoch(Some(&lease("x_1", Some(2), 2))), 8);
@@ -199,5 +224,21 @@ mod tests {
         let t = Term::new(LD);
         let now = Instant::now();
         assert_eq!(t.free_at(now), now);
+    }
+
+    #[test]
+    fn an_epoch_floor_keeps_a_late_election_above_epochs_used_before() {
+        let t = Term::with_epoch_floor(LD, 7);
+        assert_eq!(
+            t.next_epoch(None),
+            8,
+            "a re-created Lease continues above the floor"
+        );
+        let l = lease("a_1", Some(15), 2);
+        assert_eq!(
+            t.next_epoch(Some(&l)),
+            8,
+            "a lower epoch on the object does not win"
+        );
     }
 }

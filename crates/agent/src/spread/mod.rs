@@ -189,7 +189,7 @@ impl SpreadManager {
                 break;
             }
             let now = Instant::now();
-            let (members, holders, unheld, moves) = {
+            let (members, holders, unheld, moves, max_epoch) = {
                 let o = observed.lock().unwrap_or_else(|e| e.into_inner());
                 let members = o.live_members(now, member_ld);
                 let mut holders = BTreeMap::new();
@@ -213,7 +213,7 @@ impl SpreadManager {
                         }
                     }
                 }
-                (members, holders, unheld, o.moves)
+                (members, holders, unheld, o.moves, o.max_epoch.clone())
             };
             if moves > moves_counted {
                 self.metrics.task_moves.inc_by(moves - moves_counted);
@@ -239,7 +239,12 @@ impl SpreadManager {
                     .is_some_and(|since| now.saturating_duration_since(*since) > ld);
                 match active.get_mut(&task.name) {
                     None if mine || orphan => {
-                        match self.elector.spawn(self.task_election(&names[&task.name])) {
+                        let name = &names[&task.name];
+                        let floor = max_epoch.get(name.name()).copied().unwrap_or(0);
+                        match self
+                            .elector
+                            .spawn(self.task_election(name).epoch_floor(floor))
+                        {
                             Ok(election) => {
                                 let a = self.start_runner(task, election);
                                 active.insert(task.name.clone(), a);

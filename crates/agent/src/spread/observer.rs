@@ -58,6 +58,9 @@ pub struct Observed {
     pub moves: u64,
     /// The last non-empty holder of each task Lease, to count moves across a release.
     last_holder: BTreeMap<String, String>,
+    /// The highest `leaseTransitions` seen on each task Lease, kept across deletion and relists, so a task
+    /// election spawned later never reuses an epoch (after a wiped API server, say).
+    pub max_epoch: BTreeMap<String, u64>,
     /// During a relist: the Leases seen so far (the others are dropped when it completes).
     relist: Option<std::collections::BTreeSet<String>>,
 }
@@ -101,6 +104,11 @@ impl Observed {
             Some(p) if p.holder == holder => p.holder_since,
             _ => now,
         };
+        if is_task {
+            let epoch = u64::try_from(spec.lease_transitions.unwrap_or(0)).unwrap_or(0);
+            let max = self.max_epoch.entry(name.clone()).or_default();
+            *max = (*max).max(epoch);
+        }
         if is_task && !holder.is_empty() {
             match self.last_holder.insert(name.clone(), holder.clone()) {
                 Some(last) if last != holder => self.moves += 1,
@@ -239,6 +247,27 @@ mod tests {
         assert!(
             seen.unheld_since(t0 + Duration::from_secs(11), Duration::from_secs(1))
                 .is_some()
+        );
+    }
+
+    #[test]
+    fn the_highest_task_epoch_survives_deletion_and_relists() {
+        let t0 = Instant::now();
+        let mut o = Observed::default();
+        let mut l = lease("t", "task", "a", "1");
+        l.spec.as_mut().unwrap().lease_transitions = Some(5);
+        o.apply(&l, t0);
+        o.delete(&l, t0);
+        o.relist_started();
+        o.relist_done(t0);
+        assert_eq!(o.max_epoch.get("t"), Some(&5));
+        let mut lower = lease("t", "task", "b", "2");
+        lower.spec.as_mut().unwrap().lease_transitions = Some(1);
+        o.apply(&lower, t0);
+        assert_eq!(
+            o.max_epoch.get("t"),
+            Some(&5),
+            "a re-created Lease at a lower epoch does not lower it"
         );
     }
 }

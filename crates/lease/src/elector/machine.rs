@@ -115,7 +115,7 @@ impl Machine {
         let seen = hub.subscribe(&cfg.lease_name);
         Self {
             me: cfg.identity.holder(),
-            term: Term::new(cfg.lease_duration),
+            term: Term::with_epoch_floor(cfg.lease_duration, cfg.epoch_floor),
             backoff: Backoff::new(cfg.retry_period, cfg.lease_duration),
             api,
             seen,
@@ -271,7 +271,7 @@ impl Machine {
 
     /// Records that the Lease is confirmed absent.
     fn observe_absent(&mut self) {
-        self.term.observe_absent();
+        self.term.observe_absent(Instant::now());
         self.cached = None;
         if matches!(self.phase, Phase::Starting) {
             self.phase = Phase::Following;
