@@ -22,8 +22,8 @@ COPY . .
 # Cargo.lock pins every dependency (--locked); the caches only speed up rebuilds.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --target "${TARGET}" -p leasehold \
-    && install -D -m 0755 "target/${TARGET}/release/leasehold" /out/leasehold
+    cargo build --profile dist --locked --target "${TARGET}" -p leasehold \
+    && install -D -m 0755 "target/${TARGET}/dist/leasehold" /out/leasehold
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/leasehold /usr/local/bin/leasehold

@@ -17,22 +17,60 @@ build: tools
 
 ## run: the local demo on the bundled API server, no cluster needed.
 run: tools
-	$(CARGO) build --locked -p leasehold-apiserver -p leasehold-lease --examples --bins
+	$(CARGO) build --locked -p leasehold -p leasehold-apiserver -p leasehold-tests --bins
 	bash scripts/demo.sh
 
 ## test: every test, then the short form of the benches (figures printed, not asserted).
 test: build
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
 	$(CARGO) test --workspace --doc --locked
-	$(MAKE) bench-quick
+	$(MAKE) bench-quick BENCH_QUICK_ARGS="$(or $(BENCH_QUICK_ARGS),--impls leasehold)"
+	$(MAKE) soak-quick
 
+## bench-quick: the short forms, on debug builds: the apiserver bench, then the election bench at N=10 with a few
+## handovers for leasehold and each peer (bench/peers, its own workspace). Figures are printed, never asserted;
+## it fails only when a bench cannot run. BENCH_QUICK_ARGS adds options (e.g. --impls leasehold).
 bench-quick:
+	$(CARGO) build --locked -q -p leasehold-apiserver
 	$(CARGO) run --locked -q -p leasehold-tests --bin bench-apiserver -- --bin target/debug/leasehold-apiserver --quick
+	cd bench/peers && CARGO_TARGET_DIR=$(CURDIR)/bench/target $(CARGO) build -q --bins
+	bench/target/debug/bench-elections --quick --apiserver-bin $(or $(CARGO_TARGET_DIR),target)/debug/leasehold-apiserver $(BENCH_QUICK_ARGS)
 
 ## bench: the full benches, on release builds; results go into BENCHMARKS.md by hand, with the machine and date.
+## The election bench (leasehold vs kube-lease-manager, kube-leader-election, kube-coordinate at N=10/100/1000)
+## takes about an hour; BENCH_ARGS picks a subset, e.g. BENCH_ARGS="--impls leasehold --n 10,100".
 bench: tools
 	$(CARGO) build --release --locked -p leasehold-apiserver -p leasehold-tests
 	./target/release/bench-apiserver --bin target/release/leasehold-apiserver
+	cd bench/peers && CARGO_TARGET_DIR=$(CURDIR)/bench/target $(CARGO) build --release --bins
+	bench/target/release/bench-elections --apiserver-bin $(or $(CARGO_TARGET_DIR),target)/release/leasehold-apiserver --out bench/target/elections.json $(BENCH_ARGS)
+	$(MAKE) footprint
+
+## soak: the fault soak (tests/src/bin/soak.rs), on release builds: 5 agents with a leader stamp task and spread
+## stamp tasks, under a random, seeded schedule of faults (leader SIGKILL/SIGTERM/SIGSTOP, partitions, API server
+## restarts with state kept and wiped, 500s, 429s, latency, closed watches, a skewed wall clock) for SOAK_DURATION
+## (at least 10m). Prints a Markdown summary; fails on an overlap or a missed recovery. The agents' log tails go to
+## $(SOAK_LOG), shown on failure. SOAK_ARGS adds options, e.g. SOAK_ARGS="--seed 42" to replay a schedule or
+## "--faults restart-wipe,leader-stop" to pick kinds; E2E_KEEP=1 keeps the agents' whole logs and the stamp file.
+.PHONY: soak soak-quick footprint
+SOAK_DURATION ?= 10m
+SOAK_LOG = $(or $(CARGO_TARGET_DIR),target)/soak.stderr.log
+soak: tools
+	$(CARGO) build --release --locked -p leasehold -p leasehold-apiserver -p leasehold-tests --bins
+	$(or $(CARGO_TARGET_DIR),target)/release/soak --duration $(SOAK_DURATION) $(SOAK_ARGS) 2>$(SOAK_LOG) \
+		|| { tail -n 200 $(SOAK_LOG); echo "soak failed; the whole stderr is in $(SOAK_LOG)"; exit 1; }
+
+## soak-quick: the 2-minute form of the soak (about 2 min 10 s), on debug builds; part of `make test`.
+soak-quick:
+	$(CARGO) build --locked -q -p leasehold -p leasehold-apiserver -p leasehold-tests --bins
+	$(or $(CARGO_TARGET_DIR),target)/debug/soak --duration 2m $(SOAK_ARGS) 2>$(SOAK_LOG) \
+		|| { tail -n 200 $(SOAK_LOG); echo "soak failed; the whole stderr is in $(SOAK_LOG)"; exit 1; }
+
+## footprint: RSS and CPU of one idle agent (release build, default timing) with 1 namespace, with 50, and with 10
+## spread tasks, each sampled over FOOTPRINT_ARGS' window (default 60 s); part of `make bench`. About 4 minutes.
+footprint: tools
+	$(CARGO) build --release --locked -p leasehold -p leasehold-apiserver -p leasehold-tests --bins
+	$(or $(CARGO_TARGET_DIR),target)/release/footprint $(FOOTPRINT_ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -41,3 +79,26 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## static: static (musl) release binaries of the agent and the stand-in API server, checked with `file` and `ldd`,
+## then the deployment tests (tests/tests/manifests.rs and rbac.rs: election, handover on SIGTERM, spread tasks,
+## Events and release under the manifests' RBAC) run against them. Not part of `make test`: a release build for a
+## second target takes about 9 minutes on 2 cores. Installs the rustup target and musl-tools (apt) when missing.
+.PHONY: static
+MUSL_TARGET := x86_64-unknown-linux-musl
+STATIC_DIR = $(abspath $(or $(CARGO_TARGET_DIR),target))/$(MUSL_TARGET)/dist
+static: tools
+	@command -v rustup >/dev/null || { echo "error: rustup is required to add the $(MUSL_TARGET) target"; exit 1; }
+	@rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
+	@command -v musl-gcc >/dev/null || { \
+		command -v apt-get >/dev/null || { echo "error: musl-gcc is required (install musl-tools)"; exit 1; }; \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq musl-tools; }
+	$(CARGO) build --profile dist --locked --target $(MUSL_TARGET) -p leasehold -p leasehold-apiserver
+	@for b in leasehold leasehold-apiserver; do \
+		f=$(STATIC_DIR)/$$b; file "$$f"; \
+		file "$$f" | grep -Eq 'statically linked|static-pie linked' || { echo "error: $$f is not static"; exit 1; }; \
+		ldd "$$f" 2>&1 | grep -Eq 'not a dynamic executable|statically linked' || { echo "error: $$f has dynamic dependencies"; ldd "$$f"; exit 1; }; \
+		echo "$$b: $$(stat -c %s "$$f") bytes, static"; \
+	done
+	E2E_BIN_DIR=$(STATIC_DIR) $(CARGO) nextest run --locked -p leasehold-tests --test manifests --test rbac

@@ -622,12 +622,15 @@ fn apply(ctx: &Ctx, name: &str, now: &str, api_version: &str) -> Result {
         patch::parse_apply_body(&ctx.body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     decode::check_kind(rt, &applied, &ctx.body)?;
     decode::applied_validated(rt, &applied)?;
-    if meta::name(&applied) != name {
+    if !meta::name(&applied).is_empty() && meta::name(&applied) != name {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({}) does not match the name on the URL ({name})",
             meta::name(&applied)
         )));
     }
+    // As the real server does, an apply body may leave the name out: the URL names the object.
+    let mut applied = applied;
+    meta_mut(&mut applied).insert("name".into(), json!(name));
     let applied = to_stored(rt, applied);
     if ctx
         .state

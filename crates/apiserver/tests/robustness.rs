@@ -110,6 +110,41 @@ async fn malformed_yaml_and_mismatched_kinds_are_bad_requests() {
     );
 }
 
+#[tokio::test]
+async fn a_server_side_apply_without_a_name_takes_it_from_the_url() {
+    let server = leasehold_apiserver::start(Options::default())
+        .await
+        .unwrap();
+    let body =
+        b"apiVersion: coordination.k8s.io/v1\nkind: Lease\nspec:\n  holderIdentity: a\n".to_vec();
+    let path = format!("{LEASES}/from-url?fieldManager=m");
+    let ans = request(
+        &server.url(),
+        "PATCH",
+        &path,
+        Some(&server.admin_token()),
+        Some("application/apply-patch+yaml"),
+        None,
+        Some(body),
+    )
+    .await;
+    assert_eq!(ans.code, 201, "{}", ans.text);
+    assert_eq!(ans.json()["metadata"]["name"], "from-url");
+    let other =
+        b"apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: other}\n".to_vec();
+    let ans = request(
+        &server.url(),
+        "PATCH",
+        &path,
+        Some(&server.admin_token()),
+        Some("application/apply-patch+yaml"),
+        None,
+        Some(other),
+    )
+    .await;
+    assert_eq!(ans.code, 400, "a different name is still refused");
+}
+
 fn arb_method() -> impl Strategy<Value = &'static str> {
     prop_oneof![
         Just("GET"),
