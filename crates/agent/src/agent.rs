@@ -59,7 +59,6 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
     let _reaper = supervisor.spawn_orphan_reaper_if_pid1();
     let base_tags = {
         let config = config.clone();
-        let host_tags = host_tags.clone();
         Arc::new(move |task: &TaskConfig| {
             config
                 .tag_rules(&host_tags)
@@ -103,12 +102,10 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
                 .collect::<Vec<_>>(),
         );
     }
-    let always_running = (!always.is_empty()).then(|| {
-        always
-            .iter()
-            .map(|t| ctx.start(&t.namespace, std::slice::from_ref(t), None, Deadline::None))
-            .collect::<Vec<_>>()
-    });
+    let always_running: Vec<_> = always
+        .iter()
+        .map(|t| ctx.start(&t.namespace, std::slice::from_ref(t), None, Deadline::None))
+        .collect();
 
     let mut code = 0;
     if eligibility == Eligibility::Eligible {
@@ -209,10 +206,8 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
         }
         let _ = shutdown.wait_for(|s| *s).await;
     }
-    if let Some(running) = always_running {
-        for r in running {
-            r.stop().await;
-        }
+    for r in always_running {
+        r.stop().await;
     }
     tracing::info!(code, "leasehold agent stopped");
     Ok(code)
