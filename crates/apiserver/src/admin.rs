@@ -1,7 +1,9 @@
-//! The test-only admin endpoint (`/leasehold-admin/...`, outside `/api` and `/apis`): counters, users, faults
-//! and restarts over HTTP, for tests and benches that drive the server as a separate process.
+//! The test-only admin endpoint (`/leasehold-admin/...`, outside `/api` and `/apis`): counters, users, faults,
+//! restarts and snapshot restores over HTTP, for tests and benches that drive the server as a separate process.
 //!
-//! Only members of `system:masters` (the admin token) may use it.
+//! Only members of `system:masters` (the admin token) may use it. `restart` and `restore` drop every connection,
+//! the admin request's own included, so their answer may be lost; the effect happens either way. Snapshot ids
+//! count up from 0 and are kept until the process exits.
 //!
 //! | method and path | body | effect |
 //! |---|---|---|
@@ -14,6 +16,8 @@
 //! | `DELETE errors` | | removes injections |
 //! | `POST close-watches` | | ends every open watch |
 //! | `POST restart` | `{"keepState": bool}` | drops every connection, wiping the store unless keepState |
+//! | `POST snapshot` | | keeps a copy of the store (an etcd backup), answers `{"id","resourceVersion"}` |
+//! | `POST restore` | `{"id", "bumpRevision"?}` | restores that snapshot (an etcd restore, with etcdutl's `--bump-revision N --mark-compacted` when `bumpRevision` is given) and drops every connection; 404 for an unknown id |
 //! | `POST clear` | | removes every fault |
 
 use std::time::Duration;
@@ -57,6 +61,15 @@ struct Latency {
 struct Restart {
     #[serde(default)]
     keep_state: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Restore {
+    id: usize,
+    /// etcdutl's `--bump-revision` (with `--mark-compacted`); 0 or absent: a plain restore.
+    #[serde(default)]
+    bump_revision: u64,
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
@@ -150,6 +163,21 @@ async fn serve(
         ("POST", "restart") => {
             let r: Restart = parse(body)?;
             state.restart(r.keep_state);
+            Ok(ok)
+        }
+        ("POST", "snapshot") => {
+            let (id, rv) = state.save_snapshot();
+            Ok(json!({ "id": id, "resourceVersion": rv.to_string() }))
+        }
+        ("POST", "restore") => {
+            let r: Restore = parse(body)?;
+            let snapshot = state.saved_snapshot(r.id).ok_or_else(|| ApiError {
+                code: 404,
+                reason: "NotFound",
+                message: format!("no snapshot with id {}", r.id),
+                details: None,
+            })?;
+            state.restore(&snapshot, r.bump_revision);
             Ok(ok)
         }
         ("POST", "clear") => {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::BoxBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use serde_json::Value;
 
 use crate::rbac::{Decision, RequestAttributes, UserInfo};
@@ -17,7 +17,8 @@ use crate::state::Shared;
 use crate::status::ApiError;
 use crate::{admin, decode, discovery, objects, openapi, watch};
 
-/// The response body type: a full buffer or a watch stream.
+/// The response body: a full buffer or a watch stream. One boxed type for both, so every handler and both
+/// front ends (TCP and in-process) answer with the same type.
 pub type Body = BoxBody<Bytes, Infallible>;
 
 /// The user counted for requests without a valid token.
@@ -67,12 +68,13 @@ fn parse_query(q: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-/// Serves one request.
-pub async fn handle(
-    state: Shared,
-    server_address: String,
-    req: Request<Incoming>,
-) -> Response<Body> {
+/// Serves one request, whatever its body type: hyper's `Incoming` on the TCP path, any byte body in process.
+/// Bodies over [`decode::MAX_BODY`] (or that fail to arrive) answer 413.
+pub async fn handle<B>(state: Shared, server_address: String, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (parts, body) = req.into_parts();
     let query = parse_query(parts.uri.query());
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));

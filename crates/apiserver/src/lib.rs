@@ -7,7 +7,10 @@
 //! Its answers were checked against a real kube-apiserver's (`shared/reference/lease-api-corpus.jsonl`).
 //!
 //! On top of that it lets tests observe and break things: per-user request counters, partitions, latency,
-//! injected 500/429 answers, closed watches and restarts with state kept or wiped.
+//! injected 500/429 answers, closed watches, restarts with state kept or wiped, and restores from a snapshot
+//! (an etcd restore). Those hooks are on [`Handle`], shared by both ways to run the server: [`start`] listens on
+//! TCP, and [`in_process`] serves requests as a `tower::Service` with no sockets at all, for deterministic
+//! simulations on tokio's paused clock (`kube::Client::new(in_process.service(&token), "default")`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,7 +31,9 @@ mod event_view;
 pub mod faults;
 pub mod fields;
 mod go_text;
+mod handle;
 mod http;
+mod in_process;
 mod kubeconfig;
 mod meta;
 mod objects;
@@ -40,6 +45,7 @@ mod resource;
 mod route;
 pub mod selector;
 mod server;
+mod service;
 mod state;
 mod status;
 mod store;
@@ -48,26 +54,30 @@ mod tls;
 mod validate;
 mod watch;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use crate::http::Body;
 pub use counters::Counters;
 pub use faults::{ErrorInjection, Faults, PartitionMode};
+pub use handle::Handle;
+pub use in_process::{InProcess, in_process};
 pub use rbac::UserInfo;
 pub use route::ADMIN_PREFIX;
-pub use store::BASE_RV;
+pub use service::{ApiService, ServiceError};
+pub use store::{BASE_RV, Snapshot};
 
 /// How the server starts.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Where to listen. Default `127.0.0.1:0`: a random loopback port.
+    /// Where to listen. Default `127.0.0.1:0`: a random loopback port. An [`InProcess`] server listens nowhere and
+    /// only names this address in discovery documents (port 6443 when it is 0).
     pub listen: SocketAddr,
-    /// Serve HTTPS with a self-signed certificate (embedded in kubeconfigs). Default off.
+    /// Serve HTTPS with a self-signed certificate (embedded in kubeconfigs). Default off; an [`InProcess`] server
+    /// has no connections to encrypt and ignores it.
     pub tls: bool,
     /// How often watches that allow bookmarks get one. Default 60 s, like the real server's watch cache.
     pub bookmark_interval: Duration,
@@ -117,8 +127,11 @@ pub enum Error {
 }
 
 /// A running server. Dropping it does not stop it; call [`Server::shutdown`].
+///
+/// The test hooks (users, counters, faults, restarts, snapshots) are on [`Handle`], which it dereferences to, so
+/// the same calls drive a [`Server`] and an [`InProcess`] server.
 pub struct Server {
-    state: state::Shared,
+    handle: Handle,
     addr: SocketAddr,
     ca_pem: Option<String>,
     accept: JoinHandle<()>,
@@ -131,26 +144,7 @@ pub(crate) fn new_token() -> String {
 
 /// Starts a server with `opts`, returning once it listens.
 pub async fn start(opts: Options) -> Result<Server, Error> {
-    let authorizer = if opts.rbac.is_empty() {
-        rbac::Authorizer::allow_all()
-    } else {
-        let sources: Vec<(&str, &str)> = opts
-            .rbac
-            .iter()
-            .map(|(l, t)| (l.as_str(), t.as_str()))
-            .collect();
-        rbac::Authorizer::from_yaml(&sources).map_err(Error::Rbac)?
-    };
-    let admin_token = opts.admin_token.clone().unwrap_or_else(new_token);
-    let mut tokens: HashMap<String, UserInfo> = opts.tokens.iter().cloned().collect();
-    tokens.insert(
-        admin_token.clone(),
-        UserInfo {
-            name: "admin".into(),
-            uid: "admin".into(),
-            groups: vec!["system:masters".into()],
-        },
-    );
+    let handle = Handle::build(&opts)?;
     let listener = TcpListener::bind(opts.listen)
         .await
         .map_err(|source| Error::Bind {
@@ -166,31 +160,28 @@ pub async fn start(opts: Options) -> Result<Server, Error> {
     } else {
         None
     };
-    let store = store::Store::new(opts.history_window);
-    state::seed_namespaces(&store);
-    let state = Arc::new(state::State {
-        store,
-        tokens: RwLock::new(tokens),
-        authorizer,
-        faults: faults::Faults::default(),
-        counters: counters::Recorder::default(),
-        bookmark_interval: opts.bookmark_interval,
-        admin_token,
-        connections: tokio::sync::watch::channel(0).0,
-    });
     let ca_pem = tls.as_ref().map(|t| t.cert_pem.clone());
     let accept = tokio::spawn(server::accept_loop(
         listener,
-        state.clone(),
+        handle.state().clone(),
         tls.map(|t| t.acceptor),
         addr,
     ));
     Ok(Server {
-        state,
+        handle,
         addr,
         ca_pem,
         accept,
     })
+}
+
+impl std::ops::Deref for Server {
+    type Target = Handle;
+
+    /// The test hooks, shared with [`InProcess`], so tests call them on the server directly.
+    fn deref(&self) -> &Handle {
+        &self.handle
+    }
 }
 
 impl Server {
@@ -209,29 +200,11 @@ impl Server {
         self.addr
     }
 
-    /// The admin token; its user `admin` is in `system:masters`.
-    pub fn admin_token(&self) -> String {
-        self.state.admin_token.clone()
-    }
-
-    /// Registers a user and returns a fresh bearer token for it, so each test client counts separately.
-    pub fn add_user(&self, name: &str, groups: &[&str]) -> String {
-        let token = new_token();
-        self.state.add_token(
-            token.clone(),
-            UserInfo {
-                name: name.to_string(),
-                uid: name.to_string(),
-                groups: groups.iter().map(|g| g.to_string()).collect(),
-            },
-        );
-        token
-    }
-
     /// A kubeconfig (YAML) that authenticates with `token`.
     pub fn kubeconfig(&self, token: &str) -> String {
         let user = self
-            .state
+            .handle
+            .state()
             .user_for(token)
             .map(|u| u.name)
             .unwrap_or_else(|| "user".into());
@@ -243,32 +216,10 @@ impl Server {
         self.ca_pem.as_deref()
     }
 
-    /// A snapshot of the request counters.
-    pub fn counters(&self) -> Counters {
-        self.state.counters()
-    }
-
-    /// The fault switchboard.
-    pub fn faults(&self) -> &Faults {
-        &self.state.faults
-    }
-
-    /// The newest resourceVersion.
-    pub fn resource_version(&self) -> u64 {
-        self.state.store.current_rv()
-    }
-
-    /// Simulates a restart: every connection drops; with `keep_state` false the store is wiped and the
-    /// resourceVersion restarts below what clients have seen.
-    pub async fn restart(&self, keep_state: bool) {
-        self.state.restart(keep_state);
-        tokio::task::yield_now().await;
-    }
-
     /// Stops accepting and drops every connection.
     pub async fn shutdown(self) {
         self.accept.abort();
         let _ = self.accept.await;
-        self.state.connections.send_modify(|g| *g += 1);
+        self.handle.state().connections.send_modify(|g| *g += 1);
     }
 }

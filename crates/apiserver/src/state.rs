@@ -1,7 +1,7 @@
 //! The state every request handler shares: store, users, authorizer, faults and counters.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::json;
@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use crate::counters::Recorder;
 use crate::faults::Faults;
 use crate::rbac::{Authorizer, UserInfo};
-use crate::store::Store;
+use crate::store::{Snapshot, Store};
 
 /// Shared server state.
 pub struct State {
@@ -30,6 +30,8 @@ pub struct State {
     pub admin_token: String,
     /// Bumped on restart: every open connection closes when it changes.
     pub connections: watch::Sender<u64>,
+    /// Snapshots taken through the admin endpoint; an admin snapshot's id is its index here.
+    pub snapshots: Mutex<Vec<Snapshot>>,
 }
 
 impl State {
@@ -58,6 +60,31 @@ impl State {
             seed_namespaces(&self.store);
         }
         self.connections.send_modify(|g| *g += 1);
+    }
+
+    /// Simulates an etcd restore from `snapshot` (see [`Store::restore`]); every connection drops, as on a
+    /// restart, so watchers reconnect and find the rewound resourceVersion.
+    pub fn restore(&self, snapshot: &Snapshot, bump_revision: u64) {
+        self.store.restore(snapshot, bump_revision);
+        self.connections.send_modify(|g| *g += 1);
+    }
+
+    /// Takes a snapshot and keeps it for a later admin restore, returning its id and its resourceVersion.
+    pub fn save_snapshot(&self) -> (usize, u64) {
+        let snapshot = self.store.snapshot();
+        let rv = snapshot.resource_version();
+        let mut saved = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        saved.push(snapshot);
+        (saved.len() - 1, rv)
+    }
+
+    /// The snapshot the admin endpoint saved under `id`, if any.
+    pub fn saved_snapshot(&self, id: usize) -> Option<Snapshot> {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// A snapshot of the counters.

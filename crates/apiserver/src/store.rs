@@ -69,6 +69,35 @@ pub struct Written {
 
 type Key = (&'static str, String, String);
 
+/// The store's objects (namespaces included) and resourceVersion at one moment, like an etcd backup: taken by
+/// [`Handle::snapshot`](crate::Handle::snapshot) so that [`Handle::restore`](crate::Handle::restore) can later
+/// simulate an etcd restore.
+///
+/// Opaque on purpose: tests only take one and restore it later. Cloning is cheap-ish (the objects are shared
+/// `Arc`s, only the keys are copied), so a test may keep several.
+#[derive(Clone)]
+pub struct Snapshot {
+    rv: u64,
+    objects: BTreeMap<Key, Arc<Value>>,
+}
+
+impl Snapshot {
+    /// The resourceVersion the snapshot was taken at, which a restore rewinds the store to; tests compare it with
+    /// the resourceVersions clients saw.
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("resource_version", &self.rv)
+            .field("objects", &self.objects.len())
+            .finish()
+    }
+}
+
 struct Inner {
     rv: u64,
     compacted: u64,
@@ -260,6 +289,36 @@ impl Store {
         drop(inner);
         self.rv_tx.send_replace(BASE_RV);
     }
+
+    /// Copies every object (namespaces included) and the newest resourceVersion, as an etcd backup would.
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = self.lock();
+        Snapshot {
+            rv: inner.rv,
+            objects: inner.objects.clone(),
+        }
+    }
+
+    /// Puts the store back to `snapshot`, as an etcd restore does: the objects are the snapshot's, with their
+    /// uids and resourceVersions; the resourceVersion goes back to the snapshot's, below what clients may have
+    /// seen; the history is forgotten (a watch from before the snapshot gets 410, one from beyond it waits and
+    /// ends as after a [`Store::wipe`]). The write counter keeps counting, as it counts since start.
+    ///
+    /// `bump_revision` is etcdutl's `snapshot restore --bump-revision N --mark-compacted`, which the Kubernetes
+    /// documentation recommends: the objects keep their old resourceVersions, but the counter jumps N ahead and
+    /// everything below is compacted, so no resourceVersion is ever reused and every watch relists. With 0 (a
+    /// plain restore), new writes reuse resourceVersions that clients saw before the restore with other content,
+    /// so a write prepared against a pre-restore version can pass its resourceVersion precondition.
+    pub fn restore(&self, snapshot: &Snapshot, bump_revision: u64) {
+        let mut inner = self.lock();
+        let rv = snapshot.rv.saturating_add(bump_revision);
+        inner.objects = snapshot.objects.clone();
+        inner.history.clear();
+        inner.rv = rv;
+        inner.compacted = rv;
+        drop(inner);
+        self.rv_tx.send_replace(rv);
+    }
 }
 
 impl Inner {
@@ -319,6 +378,106 @@ mod tests {
         let err = store.changes_since(first - 1).unwrap_err();
         assert_eq!(err.code, 410);
         assert_eq!(store.changes_since(first).unwrap().len(), 2);
+    }
+
+    fn rv_of(obj: &Value) -> u64 {
+        obj["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn put_spec(store: &Store, name: &str, holder: &str) -> u64 {
+        let w = store
+            .write("leases", "ns", name, |live, _| {
+                let uid = live.map_or_else(
+                    || format!("uid-{name}"),
+                    |l| l["metadata"]["uid"].as_str().unwrap().to_string(),
+                );
+                Ok(WriteOp::Put(json!({
+                    "metadata": {"name": name, "uid": uid},
+                    "spec": {"holderIdentity": holder},
+                })))
+            })
+            .unwrap();
+        rv_of(&w.obj)
+    }
+
+    #[test]
+    fn restore_brings_back_objects_and_resource_versions_of_the_snapshot() {
+        let store = Store::new(10);
+        let created = put_spec(&store, "a", "one");
+        let snap = store.snapshot();
+        assert_eq!(snap.resource_version(), created);
+        let uid = store.get("leases", "ns", "a").unwrap()["metadata"]["uid"].clone();
+        put_spec(&store, "a", "two");
+        let seen = put_spec(&store, "b", "three");
+        store.restore(&snap, 0);
+        let a = store.get("leases", "ns", "a").unwrap();
+        assert_eq!(a["spec"]["holderIdentity"], "one");
+        assert_eq!(a["metadata"]["uid"], uid);
+        assert_eq!(rv_of(&a), created);
+        assert!(store.get("leases", "ns", "b").is_none());
+        assert_eq!(store.current_rv(), created);
+        assert!(store.current_rv() < seen);
+        assert_eq!(*store.subscribe().borrow(), created);
+    }
+
+    #[test]
+    fn restore_forgets_history_and_writes_repeat_resource_versions() {
+        let store = Store::new(10);
+        let before = put(&store, "a");
+        let snap = store.snapshot();
+        let first_after = put(&store, "b");
+        store.restore(&snap, 0);
+        assert!(
+            store
+                .changes_since(snap.resource_version())
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.changes_since(before - 1).unwrap_err().code, 410);
+        // The next write reuses a resourceVersion a client may already have seen, with different content.
+        let again = put(&store, "c");
+        assert_eq!(again, first_after);
+        let changes = store.changes_since(snap.resource_version()).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].obj["metadata"]["name"], "c");
+    }
+
+    #[test]
+    fn a_bumped_restore_never_reuses_a_resource_version() {
+        let store = Store::new(10);
+        let before = put(&store, "a");
+        let snap = store.snapshot();
+        let seen = put(&store, "a");
+        store.restore(&snap, 1_000);
+        let restored = store.get("leases", "ns", "a").unwrap();
+        assert_eq!(restored["metadata"]["resourceVersion"], before.to_string());
+        let next = put(&store, "a");
+        assert!(
+            next > seen + 999,
+            "new writes jump ahead of everything seen: {next}"
+        );
+        assert!(
+            store.changes_since(seen).is_err(),
+            "older resourceVersions are compacted"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_is_unaffected_by_later_writes_and_can_be_restored_twice() {
+        let store = Store::new(10);
+        put(&store, "a");
+        let snap = store.snapshot();
+        put(&store, "b");
+        store.restore(&snap, 0);
+        put(&store, "c");
+        store.restore(&snap, 0);
+        let (items, rv) = store.list("leases", None);
+        assert_eq!(items.len(), 1);
+        assert_eq!(rv, snap.resource_version());
     }
 
     #[test]

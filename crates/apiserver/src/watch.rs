@@ -119,17 +119,21 @@ impl Watch {
             if !frozen && !self.deliver_changes().await {
                 return;
             }
+            // Biased, in a fixed order, so that what a watch sends when several things are ready at once (a
+            // change and a bookmark at the same instant of a paused clock) never depends on tokio's random
+            // branch order: simulations replay exactly.
             tokio::select! {
-                r = rv_rx.changed() => if r.is_err() { return },
+                biased;
+                () = self.tx.closed() => return,
+                () = sleep_until(deadline) => return,
                 r = faults_rx.changed() => if r.is_err() { return },
+                r = rv_rx.changed() => if r.is_err() { return },
                 () = sleep_until(next_bookmark) => {
                     next_bookmark = Instant::now() + interval;
                     if self.bookmarks && !frozen && !self.send_bookmark(false).await {
                         return;
                     }
                 }
-                () = sleep_until(deadline) => return,
-                () = self.tx.closed() => return,
             }
         }
     }
@@ -146,7 +150,10 @@ impl Watch {
             if current >= rv {
                 return true;
             }
+            // Biased for determinism, as in `run`.
             tokio::select! {
+                biased;
+                () = self.tx.closed() => return false,
                 r = rv_rx.changed() => if r.is_err() { return false },
                 () = sleep_until(deadline) => {
                     let current = self.state.store.current_rv();
@@ -157,7 +164,6 @@ impl Watch {
                     let _ = self.tx.send(Bytes::from(format!("{line}\n"))).await;
                     return false;
                 }
-                () = self.tx.closed() => return false,
             }
         }
     }
