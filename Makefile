@@ -22,8 +22,9 @@ run: tools
 
 ## test: every test, then the short form of the benches (figures printed, not asserted).
 test: build
-	$(CARGO) nextest run --workspace --locked --no-fail-fast
+	$(CARGO) nextest run --workspace --locked --no-fail-fast -E 'not binary(sim)'
 	$(CARGO) test --workspace --doc --locked
+	$(MAKE) sim-test
 	$(MAKE) bench-quick BENCH_QUICK_ARGS="$(or $(BENCH_QUICK_ARGS),--impls leasehold)"
 	$(MAKE) soak-quick
 
@@ -71,6 +72,25 @@ soak-quick:
 footprint: tools
 	$(CARGO) build --release --locked -p leasehold -p leasehold-apiserver -p leasehold-tests --bins
 	$(or $(CARGO_TARGET_DIR),target)/release/footprint $(FOOTPRINT_ARGS)
+
+## The deterministic simulation of the elector (crates/lease/tests/sim), built with --cfg tokio_unstable so that tokio's
+## own generator is seeded and a seed replays line for line. That flag rebuilds tokio, so these builds get their own
+## target directory and the product's builds stay as they are.
+## sim-test (part of `make test`): 2,000 seeds on a debug build, the scripted scenarios, the replay check.
+## sim: SEEDS seeds from SIM_FIRST_SEED on a release build, every failing seed listed.
+## sim-replay: SIM_SEED=<seed> make sim-replay prints one seed's whole trace.
+.PHONY: sim sim-test sim-replay
+SEEDS ?= 100000
+SIM_FIRST_SEED ?= 0
+SIM_ENV = RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=$(or $(CARGO_TARGET_DIR),target)/sim
+sim-test:
+	$(SIM_ENV) $(CARGO) test --locked -p leasehold-lease --test sim
+sim: tools
+	SIM_KEEP_GOING=1 SIM_SEEDS=$(SEEDS) SIM_FIRST_SEED=$(SIM_FIRST_SEED) $(SIM_ENV) \
+		$(CARGO) test --release --locked -p leasehold-lease --test sim -- --nocapture seeds_keep_every_invariant
+sim-replay:
+	@test -n "$(SIM_SEED)" || { echo "usage: SIM_SEED=<seed> make sim-replay"; exit 2; }
+	SIM_SEED=$(SIM_SEED) $(SIM_ENV) $(CARGO) test --locked -p leasehold-lease --test sim -- --nocapture seeds_keep_every_invariant
 
 lint:
 	$(CARGO) fmt --all -- --check

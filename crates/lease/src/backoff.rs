@@ -6,20 +6,24 @@
 
 use std::time::Duration;
 
+use crate::random::Random;
+
 /// Backoff state for one kind of retried request.
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
     base: Duration,
     cap: Duration,
     failures: u32,
+    random: Random,
 }
 
 impl Backoff {
-    pub(crate) fn new(base: Duration, cap: Duration) -> Self {
+    pub(crate) fn new(base: Duration, cap: Duration, random: Random) -> Self {
         Self {
             base,
             cap: cap.max(base),
             failures: 0,
+            random,
         }
     }
 
@@ -27,7 +31,7 @@ impl Backoff {
     pub(crate) fn next_delay(&mut self) -> Duration {
         let exp = self.base.saturating_mul(1u32 << self.failures.min(16));
         self.failures = self.failures.saturating_add(1);
-        let jitter = 1.0 + 0.25 * rand::random::<f64>();
+        let jitter = 1.0 + 0.25 * self.random.unit();
         exp.min(self.cap).mul_f64(jitter)
     }
 
@@ -54,7 +58,7 @@ mod tests {
 
     #[test]
     fn doubles_from_base_up_to_the_cap_with_jitter() {
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(5), Random::Os);
         let d: Vec<Duration> = (0..6).map(|_| b.next_delay()).collect();
         let bounds = [1, 2, 4, 5, 5, 5];
         for (d, lo) in d.iter().zip(bounds) {
@@ -68,7 +72,11 @@ mod tests {
 
     #[test]
     fn retry_after_is_a_floor() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let mut b = Backoff::new(
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+            Random::Os,
+        );
         assert!(b.next_delay_at_least(Some(Duration::from_secs(3))) >= Duration::from_secs(3));
         assert!(b.next_delay_at_least(None) >= Duration::from_millis(200));
     }

@@ -18,8 +18,8 @@ pub(crate) type Tick = Duration;
 pub(crate) enum Clock {
     /// CLOCK_BOOTTIME (Linux), or the monotonic clock where that does not exist.
     Boot,
-    /// tokio's clock, so that unit tests can pause and advance time.
-    #[cfg(test)]
+    /// tokio's clock, so that tests and simulations can pause and advance time. It stops during suspend, so
+    /// only simulations inject it (see [`crate::Elector::simulated`]).
     Tokio(tokio::time::Instant),
 }
 
@@ -28,13 +28,11 @@ impl Clock {
     pub(crate) fn now(self) -> Tick {
         match self {
             Self::Boot => boot_now(),
-            #[cfg(test)]
             Self::Tokio(origin) => tokio::time::Instant::now() - origin,
         }
     }
 
-    /// A tokio clock starting now, for paused-time tests.
-    #[cfg(test)]
+    /// A tokio clock starting now, for paused-time tests and simulations.
     pub(crate) fn tokio() -> Self {
         Self::Tokio(tokio::time::Instant::now())
     }

@@ -38,7 +38,9 @@ pub struct ElectionConfig {
     pub identity: Identity,
     /// LD, how long a holder's term lasts after followers last saw it renewed. Whole seconds, because
     /// `leaseDurationSeconds` is an integer. Default 15 s (client-go). Longer is gentler on a large cluster
-    /// (every renew is delivered to every follower's watch) but makes failover slower.
+    /// (every renew is delivered to every follower's watch) but makes failover slower. A longer
+    /// `leaseDurationSeconds` written on the Lease by someone else is honoured, but only up to the larger of
+    /// 10 × LD and one hour, so that one bad write cannot stop failover for days.
     pub lease_duration: Duration,
     /// RD, how long a successful renew keeps leadership valid, counted from the moment the renew was *sent*.
     /// Default 10 s (client-go). The leader stops by itself RD after its last good renew, even with the API

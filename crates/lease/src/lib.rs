@@ -7,6 +7,10 @@
 //! - **No trust in remote clocks.** A follower never compares `renewTime` with its own clock. It notes when
 //!   it *saw* each new version on its local monotonic clock; the holder's term ends at that moment plus the
 //!   longer of the record's and our own lease duration. Clock skew between nodes cannot matter.
+//! - **resourceVersion is opaque.** A GET's answer and our own write's answer are the truth, even when an etcd
+//!   restore made the resourceVersion go back; only a watch event older than what we already believe is dropped.
+//!   Only a change to the election record is a sighting: label or annotation churn does not keep a dead
+//!   holder's term alive.
 //! - **Guarded writes.** Every write but a create carries the observed `uid` and `resourceVersion`; a 409 is
 //!   never retried blindly. Two candidates cannot both win, and a cached object can never silently
 //!   re-create a deleted Lease.
@@ -17,7 +21,13 @@
 //!   across deletion of the Lease.
 //! - **No herd, low cost.** Followers make no requests in steady state; when the Lease frees, they wait in a
 //!   per-takeover hashed order, and cancel when the watch shows someone else won. Many Leases share one
-//!   watch per Kubernetes namespace and label selector.
+//!   watch per Kubernetes namespace and label selector. Without list or watch permission (a Role with only
+//!   get, create and update), followers poll with GET every RP instead, as client-go does
+//!   ([`ElectionHandle::observation`]).
+//! - **One identity, one process.** A Lease that names our identity is ours only while this process leads
+//!   that epoch; two processes given one [`Identity`] never both lead.
+//! - **Proven by simulation.** `tests/sim` runs the real elector against the stand-in API server on a paused
+//!   clock under random faults, thousands of seeds per `make test` (see the project's architecture notes).
 //!
 //! The algorithm is the one in the project's design (§3); each module documents its part.
 //!
@@ -69,6 +79,7 @@ mod config;
 mod elector;
 mod identity;
 mod leadership;
+mod random;
 mod rank;
 mod record;
 mod term;
@@ -80,7 +91,9 @@ pub use config::{
     ConfigError, ELECTION_NAMESPACE_ANNOTATION, ElectionConfig, MANAGED_BY_LABEL,
     RELEASED_BY_ANNOTATION,
 };
-pub use elector::{ElectionHandle, ElectionState, Elector, ElectorError, SpawnError, Stopped};
+pub use elector::{
+    ElectionHandle, ElectionState, Elector, ElectorError, Observation, SpawnError, Stopped,
+};
 pub use identity::{Identity, IdentityError, MAX_HOLDER_LEN};
 pub use leadership::Leadership;
 pub use watch::{SILENCE as WATCH_SILENCE_RELIST, WATCH_TIMEOUT_SECS};

@@ -62,6 +62,24 @@ pub(crate) fn is_release_by(lease: &Lease, last_holder: &str) -> bool {
         && released_by(lease) == Some(last_holder)
 }
 
+/// Whether two versions carry the same election record: holder, renewTime, acquireTime, duration and
+/// transitions. Only a change to these is a sighting of the holder; a third party that rewrites labels or
+/// annotations (a GitOps reconciler, a policy engine) must not keep a dead holder's term alive.
+pub(crate) fn same_record(a: &Lease, b: &Lease) -> bool {
+    let key = |l: &Lease| {
+        l.spec.as_ref().map(|s| {
+            (
+                s.holder_identity.clone(),
+                s.renew_time.clone(),
+                s.acquire_time.clone(),
+                s.lease_duration_seconds,
+                s.lease_transitions,
+            )
+        })
+    };
+    a.metadata.uid == b.metadata.uid && key(a) == key(b)
+}
+
 /// `(uid, resourceVersion)` of an observed object.
 pub(crate) fn version(lease: &Lease) -> (Option<&str>, Option<&str>) {
     (
@@ -226,6 +244,25 @@ mod tests {
         let mut blank = observed();
         blank.spec.as_mut().unwrap().holder_identity = Some(String::new());
         assert!(!is_release_by(&blank, "other_2"));
+    }
+
+    #[test]
+    fn only_the_election_record_makes_a_version_different() {
+        let a = observed();
+        let mut b = a.clone();
+        b.metadata.resource_version = Some("11".into());
+        b.metadata.labels = Some([("gitops".to_owned(), "1".to_owned())].into());
+        b.metadata.annotations = Some([("x".to_owned(), "y".to_owned())].into());
+        assert!(
+            same_record(&a, &b),
+            "labels, annotations and resourceVersion are not the record"
+        );
+        let mut c = a.clone();
+        c.spec.as_mut().unwrap().lease_duration_seconds = Some(3600);
+        assert!(!same_record(&a, &c));
+        let mut d = a.clone();
+        d.metadata.uid = Some("other".into());
+        assert!(!same_record(&a, &d), "a re-created Lease is a new record");
     }
 
     #[test]

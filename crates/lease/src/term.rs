@@ -12,6 +12,13 @@ use tokio::time::Instant;
 
 use crate::record;
 
+/// The longest term a record's `leaseDurationSeconds` can impose on us: the larger of 10 × our LD and one
+/// hour. Longer values (a foreign write of 3600 or of `i32::MAX`) are cut to this, so that one bad write cannot
+/// stop failover for days; shorter ones are honoured, since a third party must never shorten a term.
+pub(crate) fn imposed_cap(our_ld: Duration) -> Duration {
+    our_ld.saturating_mul(10).max(Duration::from_secs(3600))
+}
+
 /// What we know about the holder's term.
 #[derive(Debug, Clone)]
 pub(crate) struct Term {
@@ -54,7 +61,10 @@ impl Term {
             .last_holder
             .as_deref()
             .is_some_and(|last| record::is_release_by(lease, last));
-        let d = record::duration(lease).unwrap_or_default().max(self.our_ld);
+        let d = record::duration(lease)
+            .unwrap_or_default()
+            .min(imposed_cap(self.our_ld))
+            .max(self.our_ld);
         self.present = Some(d);
         if released {
             self.busy_until = Some(now);
@@ -68,6 +78,17 @@ impl Term {
         }
         let epoch = record::transitions(lease);
         self.last_epoch = Some(self.last_epoch.map_or(epoch, |e| e.max(epoch)));
+    }
+
+    /// Records that we are back in touch at `now` (a relist, or the first answer after failures) and the Lease
+    /// shows the version we already had. That proves nothing about the holder, but a restored backup can bring
+    /// back exactly that version while a later holder still leads unseen; such a leader stops within its RD
+    /// (< LD), so the Lease stays busy for our own LD from now. The record's own duration is not re-imposed.
+    pub(crate) fn observe_contact(&mut self, now: Instant) {
+        if self.holder.is_some() {
+            let end = now + self.our_ld;
+            self.busy_until = Some(self.busy_until.map_or(end, |b| b.max(end)));
+        }
     }
 
     /// Records that the Lease is confirmed absent at `now`. The term never ends early: a deleted Lease's holder
@@ -161,6 +182,24 @@ mod tests {
         let mut t = Term::new(LD);
         t.observe(&lease("a_1", Some(1), 1), t0);
         assert_eq!(t.free_at(t0), t0 + LD);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_record_duration_is_cut_to_the_cap() {
+        let t0 = Instant::now();
+        for huge in [3600 * 24, i32::MAX] {
+            let mut t = Term::new(LD);
+            t.observe(&lease("a_1", Some(huge), 1), t0);
+            assert_eq!(t.free_at(t0), t0 + Duration::from_secs(3600));
+        }
+        let long = Duration::from_secs(600);
+        let mut t = Term::new(long);
+        t.observe(&lease("a_1", Some(i32::MAX), 1), t0);
+        assert_eq!(
+            t.free_at(t0),
+            t0 + long * 10,
+            "10 × LD when that is longer than an hour"
+        );
     }
 
     #[tokio::test(start_paused = true)]

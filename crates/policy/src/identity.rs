@@ -1,9 +1,11 @@
 //! Identity: who "we" are in a Lease's `holderIdentity`, `<node>_<instance>`.
 //!
 //! The node part comes from the same variables DataKit reads, so the whitelist, the status
-//! line and the tags name the node as DataKit would. The instance part is the pod UID or a
-//! per-process nonce, so two processes on one node (a DaemonSet rollout with `maxSurge`, a
-//! pod still terminating, two wrappers on one host) are never the same candidate (design §3).
+//! line and the tags name the node as DataKit would. The instance part is the pod UID followed by
+//! a per-process nonce (`<pod-uid>.<nonce>`), or the nonce alone outside a pod, so two processes
+//! on one node (a DaemonSet rollout with `maxSurge`, a pod still terminating, two wrappers on one
+//! host, two containers of one pod, which share the pod UID) are never the same candidate
+//! (design §3).
 //!
 //! Kubernetes node names are DNS subdomains and never contain `_`; other host names may. The
 //! instance part must not contain `_`, so splitting a holder identity at its **last** `_`
@@ -97,7 +99,8 @@ impl Identity {
     ///
     /// Node: `ENV_K8S_CLUSTER_NODE_NAME`, `ENV_K8S_NODE_NAME`, `NODE_NAME`, `ENV_HOSTNAME`,
     /// then `hostname`; values are trimmed and an empty value counts as unset. Instance:
-    /// `POD_UID`, else `nonce`.
+    /// `<POD_UID>.<nonce>`, else `nonce`. The nonce is always part of it, because containers of
+    /// one pod share the pod UID and must still be different candidates.
     pub fn resolve(
         env: &BTreeMap<String, String>,
         hostname: &str,
@@ -120,14 +123,14 @@ impl Identity {
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
         {
-            Some(uid) => (POD_UID_VAR, uid),
-            None => ("nonce", nonce.trim()),
+            Some(uid) => (POD_UID_VAR, format!("{uid}.{}", nonce.trim())),
+            None => ("nonce", nonce.trim().to_owned()),
         };
-        check_instance(instance, instance_source)?;
+        check_instance(&instance, instance_source)?;
         Ok(ResolvedIdentity {
             identity: Identity {
                 node: node.to_owned(),
-                instance: instance.to_owned(),
+                instance,
             },
             node_source,
             instance_source,
@@ -264,7 +267,7 @@ mod tests {
     fn instance_is_pod_uid_else_nonce() {
         let e = env(&[("POD_UID", "1f0e-22"), ("NODE_NAME", "node-a")]);
         let r = Identity::resolve(&e, "h", "abc").unwrap();
-        assert_eq!(r.identity.to_string(), "node-a_1f0e-22");
+        assert_eq!(r.identity.to_string(), "node-a_1f0e-22.abc");
         assert_eq!(r.instance_source, "POD_UID");
         let r = Identity::resolve(&env(&[]), "host", "abc").unwrap();
         assert_eq!(r.identity.holder_identity(), "host_abc");

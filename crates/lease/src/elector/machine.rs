@@ -20,11 +20,15 @@ use crate::{
     backoff::Backoff,
     clock::Clock,
     config::{ELECTION_NAMESPACE_ANNOTATION, ElectionConfig},
-    elector::{ElectionState, ElectorError},
+    elector::{
+        ElectionState, ElectorError, Observation,
+        version::{Floor, Source},
+    },
     leadership::Leadership,
+    random::Random,
     rank, record,
-    term::Term,
-    watch::{Hub, Seen},
+    term::{Term, imposed_cap},
+    watch::{Health, Hub, Seen},
 };
 
 /// What the handle asks of the machine.
@@ -48,8 +52,10 @@ enum Phase {
     Starting,
     /// Someone else holds the Lease, or its term has not ended yet. Entered after the first observation,
     /// after leadership ends, after a failed or cancelled takeover, and after the cool-down. Left for
-    /// `Contending` when the term ends (timer), when the holder's own release is observed, or at once when
-    /// the Lease names us while we do not lead (a stale self-held Lease, e.g. after a late renew success).
+    /// `Contending` when the term ends (timer) or when the holder's own release is observed. A Lease that
+    /// names our identity while we do not lead is foreign like any other: another process may share our
+    /// identity, an acquire's answer may have been lost, or a restored backup may have brought back a term of
+    /// ours that someone else has since replaced. Its term runs out first.
     Following,
     /// The Lease is free and we wait our turn (`rank × J`) before writing. Left for `Leading` when the
     /// acquire succeeds; for `Following` when a new version shows the Lease is no longer free (someone else
@@ -59,8 +65,8 @@ enum Phase {
         write_at: Instant,
     },
     /// We hold the Lease and renew it every RP. Left for `Following` when the guard's deadline passes, when a
-    /// new version names another holder, or when the Lease is confirmed deleted; for `CoolingDown` on
-    /// step-down; and the machine ends on shutdown.
+    /// new version names another holder or another epoch than ours, or when the Lease is confirmed deleted;
+    /// for `CoolingDown` on step-down; and the machine ends on shutdown.
     Leading(Lead),
     /// We stepped down and do not campaign until `until`. Left for `Following` then.
     CoolingDown {
@@ -75,6 +81,8 @@ struct Lead {
     epoch: u64,
     next_renew: Instant,
     backoff: Backoff,
+    /// The last renew was retried at once after a refused one; the next refusal waits RP.
+    retried_at_once: bool,
 }
 
 /// The state of one election.
@@ -83,13 +91,35 @@ pub(crate) struct Machine {
     me: String,
     api: LeaseApi,
     seen: watch::Receiver<Seen>,
+    health: watch::Receiver<Health>,
     _hub: Arc<Hub>,
+    observation: Arc<watch::Sender<Observation>>,
     cmds: mpsc::Receiver<Command>,
     state: Arc<watch::Sender<ElectionState>>,
     clock: Clock,
+    random: Random,
     term: Term,
     /// The latest version observed; `None` when absent or not yet known.
     cached: Option<Arc<Lease>>,
+    /// What orders watch events against what we already believe (see `version.rs`).
+    floor: Option<Floor>,
+    /// The list of the shared watch that the last believed watch event came from: a new list (a relist) counts
+    /// as a sighting even when it shows what we already had, because a restored backup can bring back exactly
+    /// the version a process saw before it lost touch.
+    last_list: Option<u64>,
+    /// A request failed since the last answer: the next answer counts as a sighting even when it shows what we
+    /// already had, for the same reason.
+    out_of_touch: bool,
+    /// The cached version was already counted once on getting back in touch: later relists that show it again
+    /// (the shared watch relists after two silent minutes) do not keep postponing a dead holder's term.
+    contact_counted: bool,
+    /// The GET pending in `need_get` follows a refused write: if it shows nothing new, back off.
+    after_conflict: bool,
+    /// Whether we poll with GET instead of relying on the watch, and when the next poll is due.
+    polling: bool,
+    next_poll: Instant,
+    /// A record's duration above the cap was logged (reset when a version within the cap is seen).
+    cap_logged: bool,
     phase: Phase,
     /// Backoff for follower requests (GET, acquire).
     backoff: Backoff,
@@ -110,16 +140,30 @@ impl Machine {
         hub: Arc<Hub>,
         cmds: mpsc::Receiver<Command>,
         state: Arc<watch::Sender<ElectionState>>,
+        observation: Arc<watch::Sender<Observation>>,
         clock: Clock,
+        random: Random,
     ) -> Self {
         let seen = hub.subscribe(&cfg.lease_name);
+        let health = hub.health();
         Self {
             me: cfg.identity.holder(),
             term: Term::with_epoch_floor(cfg.lease_duration, cfg.epoch_floor),
-            backoff: Backoff::new(cfg.retry_period, cfg.lease_duration),
+            backoff: Backoff::new(cfg.retry_period, cfg.lease_duration, random.clone()),
+            random,
             api,
             seen,
+            health,
             _hub: hub,
+            observation,
+            floor: None,
+            last_list: None,
+            out_of_touch: false,
+            contact_counted: false,
+            after_conflict: false,
+            polling: false,
+            next_poll: Instant::now(),
+            cap_logged: false,
             cmds,
             state,
             clock,
@@ -135,6 +179,7 @@ impl Machine {
     /// Runs until shutdown (`Ok`) or a fatal error.
     pub(crate) async fn run(mut self) -> Result<(), ElectorError> {
         self.take_seen()?;
+        self.check_health();
         loop {
             let now = Instant::now();
             let wake = self.next_wake(now);
@@ -174,6 +219,12 @@ impl Machine {
                     }
                     self.take_seen()?;
                 }
+                changed = self.health.changed() => {
+                    if changed.is_err() {
+                        return Err(ElectorError::WatchEnded);
+                    }
+                    self.check_health();
+                }
                 () = sleep_until(wake) => self.on_timer().await?,
             }
         }
@@ -181,37 +232,50 @@ impl Machine {
 
     /// When the timer should fire next; `None` when only events can move us.
     fn next_wake(&self, now: Instant) -> Option<Instant> {
+        // A leader's renewals go on whatever else is pending.
+        if let Phase::Leading(lead) = &self.phase {
+            return Some(lead.next_renew);
+        }
         if self.need_get {
             return Some(self.not_before.max(now));
         }
-        match &self.phase {
-            Phase::Starting => None,
+        let poll = self.polling.then_some(self.next_poll.max(self.not_before));
+        // While the watch fails, wake when it has failed for LD, to start polling.
+        let start_polling = (!self.polling)
+            .then(|| self.health.borrow().poll_from(self.cfg.lease_duration))
+            .flatten();
+        let phase = match &self.phase {
+            Phase::Starting | Phase::Leading(_) => None,
             Phase::Following => Some(self.takeover_start(now).max(self.not_before)),
+            // No takeover while the shared watch relists: the health channel wakes us when it is done.
+            Phase::Contending { .. } if self.relisting() => None,
             Phase::Contending { write_at } => Some((*write_at).max(self.not_before)),
-            Phase::Leading(lead) => Some(lead.next_renew),
             Phase::CoolingDown { until } => Some(*until),
-        }
+        };
+        [phase, poll, start_polling].into_iter().flatten().min()
     }
 
     async fn on_timer(&mut self) -> Result<(), ElectorError> {
         let now = Instant::now();
-        if self.need_get {
+        self.check_health();
+        if let Phase::Leading(lead) = &self.phase {
+            if now >= lead.next_renew {
+                self.renew().await?;
+            }
+            return Ok(());
+        }
+        if self.need_get || (self.polling && now >= self.next_poll) {
             if now >= self.not_before {
                 self.refresh().await?;
             }
             return Ok(());
         }
         match &self.phase {
-            Phase::Starting => {}
+            Phase::Starting | Phase::Leading(_) => {}
             Phase::Following => self.evaluate(now),
             Phase::Contending { write_at } => {
-                if now >= (*write_at).max(self.not_before) {
+                if now >= (*write_at).max(self.not_before) && !self.relisting() {
                     self.acquire().await?;
-                }
-            }
-            Phase::Leading(lead) => {
-                if now >= lead.next_renew {
-                    self.renew().await?;
                 }
             }
             Phase::CoolingDown { until } => {
@@ -225,38 +289,113 @@ impl Machine {
         Ok(())
     }
 
+    /// Whether the shared watch is relisting while we rely on it: a takeover waits for the list, since what we
+    /// know may be stale in a way we cannot see (a restored backup erases a live leader's renewals, and the
+    /// watch ends). Polling electors do not wait: their GETs are their view.
+    fn relisting(&self) -> bool {
+        !self.polling && self.health.borrow().relisting
+    }
+
+    /// Switches between watching and polling as the shared watch's health says.
+    fn check_health(&mut self) {
+        let now = Instant::now();
+        let health = *self.health.borrow_and_update();
+        let poll = health.should_poll(self.cfg.lease_duration, now);
+        if poll == self.polling {
+            return;
+        }
+        self.polling = poll;
+        if poll {
+            let why = if health.forbidden {
+                "the watch may not list Leases (403 Forbidden: the Role lacks list or watch on leases)"
+            } else {
+                "the watch has been failing for longer than the lease duration"
+            };
+            warn!(lease = %self.cfg.lease_name, period = ?self.cfg.retry_period, "{why}; polling the Lease with GET every retry period until the watch recovers");
+            self.next_poll = now;
+            self.observation.send_replace(Observation::Polling);
+        } else {
+            info!(lease = %self.cfg.lease_name, "the Lease watch works again; watching instead of polling");
+            self.observation.send_replace(Observation::Watching);
+        }
+    }
+
     /// Takes the hub's latest news about our Lease.
     fn take_seen(&mut self) -> Result<(), ElectorError> {
         let seen = self.seen.borrow_and_update().clone();
         match seen {
             Seen::Unknown => {}
-            Seen::Present(lease) => {
-                self.observe(&lease)?;
+            Seen::Present(lease, list) => {
+                self.observe(&lease, Source::Watch(list))?;
             }
-            Seen::Gone => self.need_get = true,
+            // A leader's next renew tells whether the Lease is really gone; followers confirm with a GET, spread
+            // like a takeover so that a deletion does not make every follower GET at the same instant.
+            Seen::Gone if matches!(self.phase, Phase::Leading(_)) => {}
+            Seen::Gone => {
+                if !self.need_get {
+                    let epoch = self.term.next_epoch(self.cached.as_deref());
+                    let spread = rank::delay(&self.me, epoch, self.cfg.effective_spread());
+                    self.not_before = self.not_before.max(Instant::now() + spread);
+                }
+                self.need_get = true;
+            }
         }
         Ok(())
     }
 
-    /// Records a version of the Lease; returns whether it was new. Reacts to what it shows.
-    fn observe(&mut self, lease: &Lease) -> Result<bool, ElectorError> {
-        if let Some(cached) = &self.cached
-            && !is_newer(lease, cached)
+    /// Records a version of the Lease from `source`; returns whether it was new. Reacts to what it shows.
+    ///
+    /// Answers to GETs and to our writes are always believed; watch events only when newer than what we
+    /// already believe (`version.rs`). Only a changed election record is a sighting of the holder.
+    fn observe(&mut self, lease: &Lease, source: Source) -> Result<bool, ElectorError> {
+        if self
+            .floor
+            .as_ref()
+            .is_some_and(|f| f.is_stale(lease, source))
         {
             return Ok(false);
         }
-        self.check_collision(lease)?;
+        // Back in touch: a new list, or the first answer after a failure. What it shows may be a restored
+        // backup that looks exactly like our last sight before we lost touch, so it counts as a sighting.
+        let reconnected = match source {
+            Source::Watch(list) => self.last_list.replace(list) != Some(list),
+            Source::Get | Source::Write => std::mem::take(&mut self.out_of_touch),
+        };
         let now = Instant::now();
-        self.term.observe(lease, now);
+        if self.cached.as_deref() == Some(lease) {
+            if reconnected && !self.contact_counted {
+                self.contact_counted = true;
+                self.term.observe_contact(now);
+                if matches!(self.phase, Phase::Contending { .. }) && self.takeover_start(now) > now
+                {
+                    debug!(lease = %self.cfg.lease_name, "takeover postponed: back in touch, the Lease may still be held");
+                    self.phase = Phase::Following;
+                }
+            }
+            return Ok(false);
+        }
+        self.check_collision(lease)?;
+        self.floor = Floor::after(lease, source);
+        let sighting = self
+            .cached
+            .as_deref()
+            .is_none_or(|c| !record::same_record(c, lease));
+        if sighting {
+            self.check_cap(lease);
+            self.term.observe(lease, now);
+            self.contact_counted = reconnected;
+        } else if reconnected && !self.contact_counted {
+            self.contact_counted = true;
+            self.term.observe_contact(now);
+        }
         self.cached = Some(Arc::new(lease.clone()));
         if matches!(self.phase, Phase::Starting) {
             self.phase = Phase::Following;
         }
-        let other_holder = self.term.holder().is_some_and(|h| h != self.me);
         match &self.phase {
-            Phase::Leading(lead) if other_holder => {
-                warn!(lease = %self.cfg.lease_name, epoch = lead.epoch, holder = ?self.term.holder(), "another candidate holds our Lease; ending leadership");
-                self.lose("another holder observed");
+            Phase::Leading(lead) if !self.is_our_term(lead.epoch) => {
+                warn!(lease = %self.cfg.lease_name, epoch = lead.epoch, holder = ?record::holder(lease), their_epoch = record::transitions(lease), "the Lease shows another holder or another epoch; ending leadership");
+                self.lose("another holder or epoch observed");
             }
             Phase::Contending { .. } if self.takeover_start(now) > now => {
                 debug!(lease = %self.cfg.lease_name, holder = ?self.term.holder(), "takeover cancelled: the Lease is no longer free");
@@ -269,10 +408,35 @@ impl Machine {
         Ok(true)
     }
 
+    /// Whether the cached version is still our term `epoch`: it names us (or a third party blanked the holder,
+    /// which our next renew undoes) and carries our epoch.
+    fn is_our_term(&self, epoch: u64) -> bool {
+        self.cached.as_deref().is_none_or(|l| {
+            record::holder(l).is_none_or(|h| h == self.me) && record::transitions(l) == epoch
+        })
+    }
+
+    /// Logs once when a record's duration is longer than what a record may impose.
+    fn check_cap(&mut self, lease: &Lease) {
+        let cap = imposed_cap(self.cfg.lease_duration);
+        let over = record::duration(lease).is_some_and(|d| d > cap);
+        if over && !self.cap_logged {
+            warn!(
+                lease = %self.cfg.lease_name,
+                seconds = ?record::duration(lease),
+                ?cap,
+                "the Lease's leaseDurationSeconds is longer than any leasehold writes; it is honoured only up to \
+                 the cap (the larger of 10 × LD and 1 h). Logged once until a shorter duration is seen"
+            );
+        }
+        self.cap_logged = over;
+    }
+
     /// Records that the Lease is confirmed absent.
     fn observe_absent(&mut self) {
         self.term.observe_absent(Instant::now());
         self.cached = None;
+        self.floor = None;
         if matches!(self.phase, Phase::Starting) {
             self.phase = Phase::Following;
         }
@@ -304,14 +468,9 @@ impl Machine {
         }
     }
 
-    /// When a takeover may start: now for a Lease that names us while we do not lead (only we could have
-    /// written it, and we are not acting on it), else the end of the observed term.
+    /// When a takeover may start: the end of the observed term, whoever it names.
     fn takeover_start(&self, now: Instant) -> Instant {
-        if self.term.holder() == Some(self.me.as_str()) {
-            now
-        } else {
-            self.term.free_at(now)
-        }
+        self.term.free_at(now)
     }
 
     /// In `Following`, starts contending once the Lease is free.
@@ -319,12 +478,8 @@ impl Machine {
         if !matches!(self.phase, Phase::Following) || self.takeover_start(now) > now {
             return;
         }
-        let delay = if self.term.holder() == Some(self.me.as_str()) {
-            Duration::ZERO
-        } else {
-            let epoch = self.term.next_epoch(self.cached.as_deref());
-            rank::delay(&self.me, epoch, self.cfg.effective_spread())
-        };
+        let epoch = self.term.next_epoch(self.cached.as_deref());
+        let delay = rank::delay(&self.me, epoch, self.cfg.effective_spread());
         debug!(lease = %self.cfg.lease_name, ?delay, "Lease is free; contending");
         self.phase = Phase::Contending {
             write_at: now + delay,
@@ -359,44 +514,69 @@ impl Machine {
         });
     }
 
-    /// The timeout for a follower request, and the deadline a new leadership would count from.
-    fn follower_timeout(&self) -> Duration {
-        self.cfg.renew_deadline
+    /// The timeout of one request: a third of RD, so that one hung request (a half-open connection) leaves the
+    /// leader at least two more tries before its deadline.
+    fn request_timeout(&self) -> Duration {
+        self.cfg.renew_deadline / 3
     }
 
     fn back_off(&mut self, err: &ApiError) {
+        self.out_of_touch = true;
         let delay = self.backoff.next_delay_at_least(err.retry_after());
         self.not_before = Instant::now() + delay;
         warn!(lease = %self.cfg.lease_name, error = %err, ?delay, failures = self.backoff.failures(), "request failed; backing off");
     }
 
+    /// The next poll: RP, plus up to 20 % jitter so that many pollers spread out.
+    fn schedule_poll(&mut self) {
+        let jitter = 1.0 + 0.2 * self.random.unit();
+        self.next_poll = Instant::now() + self.cfg.retry_period.mul_f64(jitter);
+    }
+
     /// GETs the Lease and observes the answer. A leader's GET gets no more than the time left to its
-    /// deadline.
+    /// deadline. A GET that follows a refused write and shows nothing new backs off instead of resetting,
+    /// so that a server that keeps refusing the version it shows cannot drive a loop.
     async fn refresh(&mut self) -> Result<(), ElectorError> {
         let timeout = match &self.phase {
             Phase::Leading(lead) => match lead.guard.time_left() {
-                Some(left) => left,
+                Some(left) => left.min(self.request_timeout()),
                 None => {
                     self.lose("renew deadline passed");
-                    self.follower_timeout()
+                    self.request_timeout()
                 }
             },
-            _ => self.follower_timeout(),
+            _ => self.request_timeout(),
         };
+        let after_conflict = std::mem::take(&mut self.after_conflict);
+        if self.polling {
+            self.schedule_poll();
+        }
         match self.api.get(timeout).await {
             Ok(found) => {
                 self.need_get = false;
-                self.backoff.reset();
-                match found {
-                    Some(lease) => {
-                        self.observe(&lease)?;
+                let new = match found {
+                    Some(lease) => self.observe(&lease, Source::Get)?,
+                    None => {
+                        let was_present = self.cached.is_some();
+                        self.observe_absent();
+                        was_present
                     }
-                    None => self.observe_absent(),
+                };
+                if after_conflict && !new {
+                    let delay = self.backoff.next_delay();
+                    debug!(lease = %self.cfg.lease_name, ?delay, "a refused write, and the GET shows nothing new; backing off");
+                    self.not_before = Instant::now() + delay;
+                    if let Phase::Leading(lead) = &mut self.phase {
+                        lead.next_renew = lead.next_renew.max(self.not_before);
+                    }
+                } else {
+                    self.backoff.reset();
                 }
                 Ok(())
             }
             Err(e) if e.is_permanent() => Err(ElectorError::Rejected(e)),
             Err(e) => {
+                self.after_conflict = after_conflict;
                 self.back_off(&e);
                 Ok(())
             }
@@ -407,7 +587,7 @@ impl Machine {
     async fn acquire(&mut self) -> Result<(), ElectorError> {
         let epoch = self.term.next_epoch(self.cached.as_deref());
         let body = record::acquire(self.cached.as_deref(), &self.cfg, epoch);
-        let timeout = self.follower_timeout();
+        let timeout = self.request_timeout();
         let sent = self.clock.now();
         let sent_at = Instant::now();
         let result = if self.cached.is_some() {
@@ -430,17 +610,24 @@ impl Machine {
                 );
                 if guard.is_current() {
                     info!(lease = %self.cfg.lease_name, epoch, "acquired");
+                    self.need_get = false;
                     self.phase = Phase::Leading(Lead {
                         guard,
                         epoch,
                         next_renew: sent_at + self.cfg.retry_period,
-                        backoff: Backoff::new(self.cfg.retry_period, self.cfg.lease_duration),
+                        // A leader retries every RP (with jitter), never slower: it has until RD.
+                        backoff: Backoff::new(
+                            self.cfg.retry_period,
+                            self.cfg.retry_period,
+                            self.random.clone(),
+                        ),
+                        retried_at_once: false,
                     });
                 } else {
                     warn!(lease = %self.cfg.lease_name, epoch, "acquire succeeded after its deadline; not leading");
                     self.phase = Phase::Following;
                 }
-                self.observe(&lease)?;
+                self.observe(&lease, Source::Write)?;
                 self.publish();
             }
             Err(ApiError::NotFound { .. }) if self.cached.is_none() => {
@@ -465,6 +652,7 @@ impl Machine {
                 debug!(lease = %self.cfg.lease_name, error = %e, "acquire refused; observing first");
                 self.phase = Phase::Following;
                 self.need_get = true;
+                self.after_conflict = true;
             }
             Err(e) if e.is_permanent() => return Err(ElectorError::Rejected(e)),
             Err(e) => {
@@ -476,7 +664,8 @@ impl Machine {
     }
 
     /// Renews from the cached object (no GET first). Success extends the guard to send time + RD, unless it
-    /// arrived after the deadline.
+    /// arrived after the deadline. Each try gets at most a third of RD, so one hung request cannot cost the
+    /// leadership.
     async fn renew(&mut self) -> Result<(), ElectorError> {
         let Phase::Leading(lead) = &self.phase else {
             return Ok(());
@@ -493,32 +682,67 @@ impl Machine {
         let body = record::renew(&cached, &self.cfg, epoch);
         let sent = self.clock.now();
         let sent_at = Instant::now();
-        let result = self.api.replace(&body, left).await;
+        let result = self
+            .api
+            .replace(&body, left.min(self.request_timeout()))
+            .await;
         let next_regular = sent_at + self.cfg.retry_period;
         match result {
             Ok(lease) => {
                 let extended = guard.extend(sent, self.cfg.renew_deadline);
+                self.need_get = false;
                 if let Phase::Leading(lead) = &mut self.phase {
                     lead.backoff.reset();
                     lead.next_renew = next_regular;
+                    lead.retried_at_once = false;
                 }
                 if !extended {
                     warn!(lease = %self.cfg.lease_name, epoch, "renew succeeded after the deadline; leadership stays lost");
                     self.lose("renew succeeded after the deadline");
                 }
-                self.observe(&lease)?;
+                self.observe(&lease, Source::Write)?;
             }
             Err(e @ (ApiError::Conflict { .. } | ApiError::NotFound { .. })) => {
                 debug!(lease = %self.cfg.lease_name, error = %e, "renew refused; observing first");
-                if let Phase::Leading(lead) = &mut self.phase {
+                let at_once = if let Phase::Leading(lead) = &mut self.phase {
                     lead.next_renew = next_regular.max(Instant::now());
-                }
+                    !std::mem::take(&mut lead.retried_at_once)
+                } else {
+                    false
+                };
+                let before = self.cached.clone();
+                self.after_conflict = true;
                 self.refresh().await?;
+                // A third party's write (a label, an annotation) refused our renew; the GET gave us its version,
+                // so renew again at once rather than an RP later, once in a row.
+                if let Phase::Leading(lead) = &mut self.phase
+                    && at_once
+                    && self.cached != before
+                {
+                    lead.next_renew = Instant::now();
+                    lead.retried_at_once = true;
+                }
             }
             Err(e) if e.is_permanent() => return Err(ElectorError::Rejected(e)),
             Err(e) => {
+                self.out_of_touch = true;
+                let timeout = self.request_timeout();
                 if let Phase::Leading(lead) = &mut self.phase {
-                    let delay = lead.backoff.next_delay_at_least(e.retry_after());
+                    // Every RP, but soon enough that one more try fits before the deadline (a hung request
+                    // costs RD / 3), never sooner than RP / 2; a 429's Retry-After only when a try still fits
+                    // after it.
+                    let left = guard.time_left().unwrap_or_default();
+                    let regular = lead
+                        .backoff
+                        .next_delay()
+                        .min(left.saturating_sub(timeout))
+                        .max(self.cfg.retry_period / 2);
+                    let asked = e.retry_after().unwrap_or_default();
+                    let delay = if asked + timeout < left {
+                        regular.max(asked)
+                    } else {
+                        regular
+                    };
                     lead.next_renew = Instant::now() + delay;
                     warn!(lease = %self.cfg.lease_name, error = %e, ?delay, "renew failed; retrying");
                 }
@@ -527,22 +751,33 @@ impl Machine {
         Ok(())
     }
 
-    /// Ends leadership, then writes the early-free release if the Lease names us. Retries a 409 while we
-    /// are still the holder, for at most RD.
+    /// Ends leadership, then writes the early-free release if we were leading and the Lease still carries our
+    /// term. Retries a 409 while that is so, for at most RD. A Lease that names us while we do not lead is not
+    /// released: it may be a term that someone else has since replaced (brought back by a restored backup), and
+    /// freeing it early could let a third candidate start beside the real leader.
     async fn release(&mut self) {
-        if let Phase::Leading(lead) = &self.phase {
-            lead.guard.end();
-            info!(lease = %self.cfg.lease_name, epoch = lead.epoch, "leadership ended for release");
-            self.phase = Phase::Following;
-        }
+        let Phase::Leading(lead) = &self.phase else {
+            self.publish();
+            return;
+        };
+        let epoch = lead.epoch;
+        lead.guard.end();
+        info!(lease = %self.cfg.lease_name, epoch, "leadership ended for release");
+        self.phase = Phase::Following;
         self.publish();
         let give_up = Instant::now() + self.cfg.renew_deadline;
-        let mut backoff = Backoff::new(self.cfg.retry_period, self.cfg.renew_deadline);
+        let mut backoff = Backoff::new(
+            self.cfg.retry_period,
+            self.cfg.renew_deadline,
+            self.random.clone(),
+        );
         loop {
             let Some(cached) = self.cached.clone() else {
                 return;
             };
-            if record::holder(&cached) != Some(self.me.as_str()) {
+            if record::holder(&cached) != Some(self.me.as_str())
+                || record::transitions(&cached) != epoch
+            {
                 return;
             }
             let left = give_up.saturating_duration_since(Instant::now());
@@ -550,18 +785,24 @@ impl Machine {
                 warn!(lease = %self.cfg.lease_name, "release not written within the renew deadline; the Lease will expire instead");
                 return;
             }
+            let timeout = left.min(self.request_timeout());
             let body = record::release(&cached, &self.cfg);
-            match self.api.replace(&body, left).await {
+            match self.api.replace(&body, timeout).await {
                 Ok(lease) => {
                     info!(lease = %self.cfg.lease_name, "released");
-                    let _ = self.observe(&lease);
+                    let _ = self.observe(&lease, Source::Write);
                     return;
                 }
                 Err(ApiError::Conflict { .. }) => {
                     let left = give_up.saturating_duration_since(Instant::now());
-                    match self.api.get(left.max(Duration::from_millis(1))).await {
+                    let timeout = left
+                        .min(self.request_timeout())
+                        .max(Duration::from_millis(1));
+                    match self.api.get(timeout).await {
                         Ok(Some(lease)) => {
-                            let _ = self.observe(&lease);
+                            if !matches!(self.observe(&lease, Source::Get), Ok(true)) {
+                                tokio::time::sleep(backoff.next_delay().min(left)).await;
+                            }
                         }
                         Ok(None) => return,
                         Err(e) => {
@@ -585,29 +826,6 @@ impl Machine {
     }
 }
 
-/// Whether `new` is a newer version than `cached`.
-///
-/// The same uid and resourceVersion is the same version. For the same uid, resourceVersions that parse as
-/// integers are compared, so that a watch event lagging behind a write's response does not replace it. A
-/// different uid (the Lease was re-created, perhaps on a server whose state was wiped) is always new.
-fn is_newer(new: &Lease, cached: &Lease) -> bool {
-    let (new_uid, new_rv) = record::version(new);
-    let (old_uid, old_rv) = record::version(cached);
-    if new_uid != old_uid {
-        return true;
-    }
-    if new_rv == old_rv {
-        return false;
-    }
-    match (
-        new_rv.and_then(|v| v.parse::<u64>().ok()),
-        old_rv.and_then(|v| v.parse::<u64>().ok()),
-    ) {
-        (Some(n), Some(o)) => n > o,
-        _ => true,
-    }
-}
-
 async fn lost(guard: Option<Leadership>) {
     match guard {
         Some(g) => g.lost().await,
@@ -619,34 +837,5 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-    use super::*;
-
-    fn v(uid: &str, rv: &str) -> Lease {
-        Lease {
-            metadata: ObjectMeta {
-                uid: Some(uid.into()),
-                resource_version: Some(rv.into()),
-                ..ObjectMeta::default()
-            },
-            spec: None,
-        }
-    }
-
-    #[test]
-    fn versions_are_ordered_within_one_object_only() {
-        assert!(!is_newer(&v("a", "5"), &v("a", "5")));
-        assert!(is_newer(&v("a", "6"), &v("a", "5")));
-        assert!(!is_newer(&v("a", "4"), &v("a", "5")));
-        // Re-created (or a wiped server): always new, even with a lower resourceVersion.
-        assert!(is_newer(&v("b", "2"), &v("a", "5")));
-        // Opaque versions: any change is new.
-        assert!(is_newer(&v("a", "x2"), &v("a", "x1")));
     }
 }

@@ -3,6 +3,7 @@
 
 mod machine;
 mod state;
+mod version;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -18,11 +19,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::error;
 
 use self::machine::{Command, Machine};
-pub use self::state::ElectionState;
+pub use self::state::{ElectionState, Observation};
 use crate::{
     api::{ApiError, LeaseApi},
     clock::Clock,
     config::{ConfigError, ElectionConfig},
+    random::Random,
     watch::Hub,
 };
 
@@ -91,6 +93,8 @@ type HubKey = (String, String);
 pub struct Elector {
     client: Client,
     shared: Arc<Mutex<Shared>>,
+    clock: Clock,
+    random: Random,
 }
 
 #[derive(Default)]
@@ -106,6 +110,23 @@ impl Elector {
         Self {
             client,
             shared: Arc::new(Mutex::new(Shared::default())),
+            clock: Clock::Boot,
+            random: Random::Os,
+        }
+    }
+
+    /// An elector for deterministic simulations on tokio's paused clock: leadership deadlines are measured on
+    /// tokio's clock (which the simulation controls) instead of CLOCK_BOOTTIME, and every jitter is drawn from
+    /// a generator seeded with `seed`, so that a run replays exactly from its seed.
+    ///
+    /// Never use it in production: tokio's clock stops while the machine is suspended, so a leader would not
+    /// notice a pause that its followers' clocks counted.
+    #[must_use]
+    pub fn simulated(client: Client, seed: u64) -> Self {
+        Self {
+            clock: Clock::tokio(),
+            random: Random::seeded(seed),
+            ..Self::new(client)
         }
     }
 
@@ -138,7 +159,12 @@ impl Elector {
             if let Some(hub) = shared.hubs.get(&hub_key).and_then(Weak::upgrade) {
                 hub
             } else {
-                let hub = Arc::new(Hub::start(self.client.clone(), &hub_key.0, &hub_key.1));
+                let hub = Arc::new(Hub::start(
+                    self.client.clone(),
+                    &hub_key.0,
+                    &hub_key.1,
+                    self.random.clone(),
+                ));
                 shared.hubs.insert(hub_key, Arc::downgrade(&hub));
                 hub
             }
@@ -150,13 +176,17 @@ impl Elector {
             holder: None,
         }));
         let state_rx = state.subscribe();
+        let observation = Arc::new(watch::Sender::new(Observation::Watching));
+        let observation_rx = observation.subscribe();
         let machine = Machine::new(
             Arc::new(config),
             api,
             hub,
             cmd_rx,
             Arc::clone(&state),
-            Clock::Boot,
+            observation,
+            self.clock,
+            self.random.clone(),
         );
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
@@ -190,6 +220,7 @@ impl Elector {
         Ok(ElectionHandle {
             identity,
             state: state_rx,
+            observation: observation_rx,
             cmds: cmd_tx,
         })
     }
@@ -203,6 +234,7 @@ impl Elector {
 pub struct ElectionHandle {
     identity: String,
     state: watch::Receiver<ElectionState>,
+    observation: watch::Receiver<Observation>,
     cmds: mpsc::Sender<Command>,
 }
 
@@ -218,6 +250,20 @@ impl ElectionHandle {
     #[must_use]
     pub fn state(&self) -> watch::Receiver<ElectionState> {
         self.state.clone()
+    }
+
+    /// How the election learns about its Lease now: watching, or polling with GET because the shared watch
+    /// cannot list (403) or has been failing for longer than LD. Operators need to see this: polling costs a
+    /// GET per follower every RP.
+    #[must_use]
+    pub fn observation(&self) -> Observation {
+        *self.observation.borrow()
+    }
+
+    /// The channel behind [`ElectionHandle::observation`], to wait for changes.
+    #[must_use]
+    pub fn observations(&self) -> watch::Receiver<Observation> {
+        self.observation.clone()
     }
 
     /// The current state.

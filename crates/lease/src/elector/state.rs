@@ -79,3 +79,29 @@ impl ElectionState {
         }
     }
 }
+
+/// How an election learns about its Lease, as published on [`crate::ElectionHandle::observation`].
+///
+/// Followers normally watch (no requests in steady state). When the shared watch cannot list (403: a Role
+/// with only get, create and update on Leases, as many client-go Roles are) or has been failing for longer
+/// than LD, the election polls the Lease with GET every RP, with jitter, as client-go does, and goes back to
+/// watching when the watch recovers. Operators see the mode in the agent's API and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Observation {
+    /// Through the shared watch.
+    #[default]
+    Watching,
+    /// By GET every RP, because the watch cannot list or has been failing for longer than LD.
+    Polling,
+}
+
+impl Observation {
+    /// `watching` or `polling`, as the agent shows it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Watching => "watching",
+            Self::Polling => "polling",
+        }
+    }
+}

@@ -14,7 +14,10 @@
 //!   becomes [`Seen::Gone`]; the elector confirms it with a GET, because removing a label also produces
 //!   `DELETED` on a label-selected watch.
 
+mod health;
 mod tap;
+
+pub(crate) use health::Health;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -36,7 +39,7 @@ use kube::{
 use tokio::{sync::watch, task::JoinHandle, time::Instant};
 use tracing::{debug, error, info, warn};
 
-use crate::backoff::Backoff;
+use crate::{backoff::Backoff, random::Random};
 
 /// `timeoutSeconds` of each watch request: the server ends the watch after this long and the watcher
 /// re-opens it, so a follower makes at most one request per minute in steady state.
@@ -50,8 +53,10 @@ pub const SILENCE: Duration = Duration::from_secs(120);
 pub(crate) enum Seen {
     /// The first list has not completed yet.
     Unknown,
-    /// The latest version from the watch or a list.
-    Present(Arc<Lease>),
+    /// The latest version from the watch or a list, with the number of the list it came from (or followed):
+    /// versions are comparable by resourceVersion only within one list and its watch, since a relist may
+    /// follow a restore that rewound resourceVersions.
+    Present(Arc<Lease>, u64),
     /// A `DELETED` event, or absent from a list. Unconfirmed: check with a GET before acting on it.
     Gone,
 }
@@ -59,6 +64,7 @@ pub(crate) enum Seen {
 /// One shared watch. Dropping the last reference stops it.
 pub(crate) struct Hub {
     table: Arc<Mutex<Table>>,
+    health: watch::Receiver<Health>,
     task: JoinHandle<()>,
 }
 
@@ -97,9 +103,10 @@ impl Table {
 
 impl Hub {
     /// Starts watching Leases in `namespace` that match `selector`.
-    pub(crate) fn start(client: Client, namespace: &str, selector: &str) -> Self {
+    pub(crate) fn start(client: Client, namespace: &str, selector: &str, random: Random) -> Self {
         let table = Arc::new(Mutex::new(Table::default()));
         let watched = Arc::clone(&table);
+        let (health_tx, health) = watch::channel(Health::default());
         let (namespace, selector) = (namespace.to_owned(), selector.to_owned());
         let task = tokio::spawn(async move {
             let outcome = AssertUnwindSafe(run(
@@ -107,6 +114,8 @@ impl Hub {
                 namespace.clone(),
                 selector.clone(),
                 Arc::clone(&watched),
+                health_tx,
+                random,
             ))
             .catch_unwind()
             .await;
@@ -124,7 +133,16 @@ impl Hub {
                 .slots
                 .clear();
         });
-        Self { table, task }
+        Self {
+            table,
+            health,
+            task,
+        }
+    }
+
+    /// The watch's health: whether electors should poll instead of waiting for it.
+    pub(crate) fn health(&self) -> watch::Receiver<Health> {
+        self.health.clone()
     }
 
     /// The latest version of Lease `name`, and every later one.
@@ -186,23 +204,46 @@ fn throttled_for(err: &watcher::Error) -> Option<Duration> {
         .map(|s| Duration::from_secs(u64::from(s)))
 }
 
-async fn run(client: Client, namespace: String, selector: String, table: Arc<Mutex<Table>>) {
+async fn run(
+    client: Client,
+    namespace: String,
+    selector: String,
+    table: Arc<Mutex<Table>>,
+    health: watch::Sender<Health>,
+    random: Random,
+) {
     let activity = tap::Activity::new();
     let api: Api<Lease> = Api::namespaced(tap::tapped(client, activity.clone()), &namespace);
     let config = watcher::Config::default()
         .labels(&selector)
         .timeout(WATCH_TIMEOUT_SECS);
-    let mut relist_backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut relist_backoff = Backoff::new(
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+        random.clone(),
+    );
     // Whether the watch is failing: the first error of an outage is a warning, the retries are debug, and the
     // recovery is logged once, so an unreachable API server is visible without a line per retry.
     let mut failing = false;
+    let mut session = 0u64;
+    let mut forbidden_backoff = Backoff::new(
+        health::FORBIDDEN_RETRY,
+        health::FORBIDDEN_RETRY,
+        random.clone(),
+    );
     loop {
         let mut stream = pin!(watcher(api.clone(), config.clone()).default_backoff());
         activity.touch();
         let mut listing: Option<HashSet<String>> = None;
+        // When this list completed: the relist backoff is forgotten only once a list has served for a while,
+        // so that a watch that fails right after every list (410s, a flapping server) cannot drive a loop of
+        // list + watch every half second.
+        let mut listed_at: Option<Instant> = None;
         loop {
             let silent_at = activity.last() + SILENCE;
             let event = tokio::select! {
+                // Biased, so that a simulation replays the same order when both are ready at one instant.
+                biased;
                 event = stream.next() => event,
                 () = tokio::time::sleep_until(silent_at) => {
                     if activity.last() + SILENCE <= Instant::now() {
@@ -213,32 +254,53 @@ async fn run(client: Client, namespace: String, selector: String, table: Arc<Mut
                 }
             };
             let lock = || table.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(Ok(e)) = &event {
+                let relisting = matches!(e, Event::Init | Event::InitApply(_));
+                let healthy = Health {
+                    relisting,
+                    ..Health::default()
+                };
+                health.send_if_modified(|h| std::mem::replace(h, healthy) != healthy);
+            }
             match event {
                 None => break,
-                Some(Ok(Event::Init)) => listing = Some(HashSet::new()),
+                Some(Ok(Event::Init)) => {
+                    session += 1;
+                    listing = Some(HashSet::new());
+                }
                 Some(Ok(Event::InitApply(lease))) => {
                     let name = lease.name_any();
                     listing
                         .get_or_insert_with(HashSet::new)
                         .insert(name.clone());
-                    lock().publish(name, Seen::Present(Arc::new(lease)));
+                    lock().publish(name, Seen::Present(Arc::new(lease), session));
                 }
                 Some(Ok(Event::InitDone)) => {
                     lock().listed(&listing.take().unwrap_or_default());
-                    relist_backoff.reset();
+                    listed_at = Some(Instant::now());
                     if std::mem::take(&mut failing) {
                         info!(%namespace, %selector, "Lease watch recovered");
                     }
                 }
                 Some(Ok(Event::Apply(lease))) => {
-                    lock().publish(lease.name_any(), Seen::Present(Arc::new(lease)));
+                    lock().publish(lease.name_any(), Seen::Present(Arc::new(lease), session));
                 }
                 Some(Ok(Event::Delete(lease))) => lock().publish(lease.name_any(), Seen::Gone),
+                Some(Err(err)) if health::is_forbidden(&err) => {
+                    if !health.borrow().forbidden {
+                        warn!(%namespace, %selector, error = %err, "the Lease watch is forbidden (no list or watch permission on leases); electors poll the Lease with GET instead, and the watch is retried every {:?}", health::FORBIDDEN_RETRY);
+                    }
+                    health.send_modify(|h| *h = h.failed(&err, Instant::now()));
+                    failing = true;
+                    tokio::time::sleep(forbidden_backoff.next_delay()).await;
+                    break;
+                }
                 Some(Err(err)) if needs_relist(&err) => {
                     warn!(%namespace, %selector, error = %err, "watch resourceVersion unusable; relisting");
                     break;
                 }
                 Some(Err(err)) if !failing => {
+                    health.send_modify(|h| *h = h.failed(&err, Instant::now()));
                     failing = true;
                     warn!(%namespace, %selector, error = %err, "Lease watch failing; retrying with backoff (logged once until it recovers)");
                     if let Some(delay) = throttled_for(&err) {
@@ -246,6 +308,7 @@ async fn run(client: Client, namespace: String, selector: String, table: Arc<Mut
                     }
                 }
                 Some(Err(err)) => {
+                    health.send_modify(|h| *h = h.failed(&err, Instant::now()));
                     debug!(%namespace, %selector, error = %err, "watch error; the watcher retries");
                     if let Some(delay) = throttled_for(&err) {
                         // kube-runtime's backoff does not read the server's delay; honour it on top.
@@ -254,9 +317,16 @@ async fn run(client: Client, namespace: String, selector: String, table: Arc<Mut
                 }
             }
         }
+        health.send_if_modified(|h| !std::mem::replace(&mut h.relisting, true));
+        if listed_at.is_some_and(|t| t.elapsed() >= RELIST_SETTLED) {
+            relist_backoff.reset();
+        }
         tokio::time::sleep(relist_backoff.next_delay()).await;
     }
 }
+
+/// How long a completed list must serve before the relist backoff starts over.
+const RELIST_SETTLED: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {
@@ -309,7 +379,12 @@ mod tests {
     async fn relists_after_two_silent_minutes() {
         use std::sync::atomic::Ordering::SeqCst;
         let server = SilentServer::default();
-        let hub = Hub::start(Client::new(server.clone(), "default"), "default", "a=b");
+        let hub = Hub::start(
+            Client::new(server.clone(), "default"),
+            "default",
+            "a=b",
+            Random::Os,
+        );
         let rx = hub.subscribe("l");
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(server.lists.load(SeqCst), 1);
@@ -347,7 +422,7 @@ mod tests {
     #[test]
     fn listing_marks_the_unlisted_gone_once() {
         let mut t = Table::default();
-        t.publish("a".into(), Seen::Present(Arc::new(Lease::default())));
+        t.publish("a".into(), Seen::Present(Arc::new(Lease::default()), 1));
         let rx_b = {
             t.slots
                 .insert("b".into(), watch::Sender::new(Seen::Unknown));
@@ -361,6 +436,6 @@ mod tests {
         rx_b.borrow_and_update();
         t.listed(&HashSet::from(["a".to_owned()]));
         assert!(!rx_b.has_changed().unwrap());
-        assert!(matches!(*t.slots["a"].borrow(), Seen::Present(_)));
+        assert!(matches!(*t.slots["a"].borrow(), Seen::Present(..)));
     }
 }

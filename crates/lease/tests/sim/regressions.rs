@@ -1,0 +1,286 @@
+//! Scripted scenarios for the holes the adversarial review found (issue 11), each run through the same simulated
+//! world as the seeds, on a fixed plan. Each failed on the elector before its fix; the note on the issue says how.
+
+use std::time::Duration;
+
+use crate::{
+    check::{self, Interval},
+    plan::{Fault, Plan, Scheduled, Timings},
+    world::{self, Outcome},
+};
+
+const T: Timings = Timings {
+    ld: Duration::from_secs(3),
+    rd: Duration::from_millis(2000),
+    rp: Duration::from_millis(500),
+};
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn at(t: f64, lasting: f64, fault: Fault) -> Scheduled {
+    Scheduled {
+        at: secs(t),
+        lasting: secs(lasting),
+        fault,
+    }
+}
+
+fn leader(fault: Fault) -> Fault {
+    Fault::AtLeader(Box::new(fault))
+}
+
+fn run(seed: u64, candidates: usize, faults: Vec<Scheduled>) -> Outcome {
+    world::run_plan(Plan {
+        seed,
+        timings: T,
+        candidates,
+        faults,
+        scripted: true,
+    })
+}
+
+/// Fails with the violations and the end of the trace.
+fn assert_clean(o: &Outcome) {
+    assert!(o.violations.is_empty(), "{}", crate::report(o, 120));
+}
+
+fn started_between(o: &Outcome, from: Duration, to: Duration) -> Vec<&Interval> {
+    o.intervals
+        .iter()
+        .filter(|i| i.start > from && i.start <= to)
+        .collect()
+}
+
+/// LD + RD + J: the bound the issue sets for a leader after a fault, before its slack.
+fn bound() -> Duration {
+    T.ld + T.rd + T.spread()
+}
+
+#[test]
+fn hole_1_two_processes_with_one_identity_never_both_lead() {
+    for seed in 1..=4 {
+        // A second process starts with the leader's identity (two containers of one pod sharing POD_UID).
+        let o = run(
+            seed,
+            3,
+            vec![at(5.0, 0.0, leader(Fault::SharedIdentity { who: 0 }))],
+        );
+        assert_clean(&o);
+        let twin = o.intervals.iter().find(|i| i.process.ends_with('\''));
+        assert!(
+            twin.is_none(),
+            "the second process with the leader's identity must wait out the term, and the leader keeps renewing: {twin:?}\n{}",
+            crate::report(&o, 60)
+        );
+    }
+}
+
+#[test]
+fn hole_2_a_restore_from_backup_elects_within_the_bound_without_a_hot_loop() {
+    for bumped in [false, true] {
+        for seed in 1..=3 {
+            let restore = 20.0;
+            let o = run(
+                seed,
+                3,
+                vec![
+                    at(5.0, 0.0, Fault::Snapshot),
+                    at(restore, 0.0, Fault::Restore { bumped }),
+                ],
+            );
+            assert_clean(&o);
+            // A leader within LD + RD + J + 2 s after the restore, and it stays.
+            let due = secs(restore) + bound() + secs(2.0);
+            if let Err(v) = check::liveness(&o.intervals, due) {
+                panic!("{v}\n{}", crate::report(&o, 80));
+            }
+            // No candidate sends more than 5 requests in any second from the restore on.
+            for (name, r) in &o.processes {
+                if let Some((second, n)) =
+                    r.per_second.range(restore as u64..).find(|(_, n)| **n > 5)
+                {
+                    panic!(
+                        "{name} sent {n} requests in second {second} after the restore\n{}",
+                        crate::report(&o, 80)
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn hole_3_without_list_permission_candidates_poll_elect_hand_over_and_watch_again() {
+    let forbidden = 200.0;
+    let mut faults: Vec<Scheduled> = (0..3)
+        .map(|who| at(0.0, forbidden, Fault::WatchForbidden { who }))
+        .collect();
+    faults.push(at(30.0, 1.0, leader(Fault::Restart { who: 0 })));
+    // Nothing happens here; it keeps the run going until the watch has been retried (every five minutes).
+    faults.push(at(forbidden + 420.0, 0.0, Fault::Snapshot));
+    let o = run(7, 3, faults);
+    assert_clean(&o);
+    let polling = o
+        .trace
+        .iter()
+        .filter(|l| l.contains("observes the Lease by polling"))
+        .count();
+    assert!(
+        polling >= 3,
+        "every candidate polls while the watch is forbidden\n{}",
+        crate::report(&o, 60)
+    );
+    let handed_over = started_between(&o, secs(30.0), secs(30.0) + bound() + secs(1.0));
+    assert!(
+        !handed_over.is_empty(),
+        "a polling follower takes over after the release\n{}",
+        crate::report(&o, 80)
+    );
+    let watching = o
+        .trace
+        .iter()
+        .filter(|l| l.contains("observes the Lease by watching"))
+        .count();
+    assert!(
+        watching >= 2,
+        "candidates watch again once the watch may list\n{}",
+        crate::report(&o, 60)
+    );
+}
+
+#[test]
+fn hole_4_annotation_churn_does_not_keep_a_dead_holders_term_alive() {
+    // A reconciler rewrites an annotation every 300 ms (faster than LD) while the leader crashes.
+    let crash = 10.0;
+    let o = run(
+        3,
+        3,
+        vec![
+            at(5.0, 40.0, Fault::LabelChurn { every: secs(0.3) }),
+            at(crash, 60.0, leader(Fault::Crash { who: 0 })),
+        ],
+    );
+    assert_clean(&o);
+    let next = started_between(&o, secs(crash), secs(crash) + T.ld + T.spread() + secs(1.0));
+    assert!(
+        !next.is_empty(),
+        "a follower takes over within LD + J of the crash despite the churn\n{}",
+        crate::report(&o, 80)
+    );
+}
+
+#[test]
+fn hole_4_a_huge_lease_duration_is_honoured_only_up_to_the_cap() {
+    // The leader crashes, then a third party writes leaseDurationSeconds i32::MAX on its Lease; the crashed
+    // process comes back only after the hour.
+    let (crash, write) = (5.0, 6.0);
+    let o = run(
+        4,
+        2,
+        vec![
+            at(crash, 3700.0, leader(Fault::Crash { who: 0 })),
+            at(
+                write,
+                0.0,
+                Fault::Duration {
+                    seconds: i64::from(i32::MAX),
+                },
+            ),
+        ],
+    );
+    assert_clean(&o);
+    let cap = secs(3600.0);
+    assert!(
+        started_between(&o, secs(crash), secs(write) + cap).is_empty(),
+        "nothing a third party does shortens a term: the imposed hour is waited out\n{}",
+        crate::report(&o, 40)
+    );
+    let next = started_between(
+        &o,
+        secs(write) + cap,
+        secs(write) + cap + bound() + secs(1.0),
+    );
+    assert!(
+        !next.is_empty(),
+        "a follower takes over once the capped term ends\n{}",
+        crate::report(&o, 40)
+    );
+}
+
+#[test]
+fn hole_5_a_leader_renews_while_a_deletion_is_confirmed() {
+    // The managed-by label is removed (every label-selected watch sees DELETED) while the leader's requests fail
+    // for 800 ms: its renewals must go on, and it must keep leading.
+    for seed in 1..=3 {
+        let o = run(
+            seed,
+            3,
+            vec![
+                at(10.0, 0.0, Fault::LabelRemoved),
+                at(
+                    10.0,
+                    0.8,
+                    leader(Fault::Errors {
+                        who: None,
+                        rate: 1.0,
+                    }),
+                ),
+            ],
+        );
+        assert_clean(&o);
+        assert_eq!(
+            o.intervals.len(),
+            1,
+            "one leadership from start to end\n{}",
+            crate::report(&o, 60)
+        );
+    }
+}
+
+#[test]
+fn hole_5_one_hung_request_does_not_cost_the_leadership() {
+    // The leader's requests get no answer for 600 ms (a half-open connection): one renew hangs, times out
+    // within RD / 3, and the next one succeeds before the deadline.
+    for seed in 1..=3 {
+        let o = run(
+            seed,
+            3,
+            vec![at(10.2, 0.6, leader(Fault::Blackhole { who: 0 }))],
+        );
+        assert_clean(&o);
+        assert_eq!(
+            o.intervals.len(),
+            1,
+            "one leadership from start to end\n{}",
+            crate::report(&o, 60)
+        );
+    }
+}
+
+#[test]
+fn hole_6_followers_confirm_a_deletion_at_spread_times() {
+    let deleted = 10.0;
+    let o = run(5, 5, vec![at(deleted, 0.0, Fault::Deleted)]);
+    assert_clean(&o);
+    let mut first_gets: Vec<Duration> = o
+        .gets
+        .values()
+        .filter_map(|g| g.iter().copied().find(|t| *t >= secs(deleted)))
+        .filter(|t| *t <= secs(deleted) + T.spread())
+        .collect();
+    first_gets.sort();
+    let n = first_gets.len();
+    first_gets.dedup();
+    assert!(
+        n >= 3,
+        "the followers confirm the deletion with a GET: {first_gets:?}\n{}",
+        crate::report(&o, 60)
+    );
+    assert_eq!(
+        first_gets.len(),
+        n,
+        "no two followers GET at the same instant: {first_gets:?}"
+    );
+}

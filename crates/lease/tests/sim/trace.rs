@@ -1,0 +1,47 @@
+//! The trace of one run: what happened, at which virtual time, in a form a person can read. Two runs of one
+//! seed must give the same trace, so nothing here may print a uid, a wall-clock time or an address.
+
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use tokio::time::Instant;
+
+/// A shared, append-only trace with virtual timestamps from the run's start.
+#[derive(Clone)]
+pub struct Trace {
+    start: Instant,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Trace {
+    pub fn new(start: Instant) -> Self {
+        Self {
+            start,
+            lines: Arc::default(),
+        }
+    }
+
+    /// Virtual time since the start.
+    pub fn now(&self) -> Duration {
+        Instant::now() - self.start
+    }
+
+    /// Appends a line stamped with the current virtual time.
+    pub fn log(&self, line: impl AsRef<str>) {
+        let line = format!("[{:>9.3}] {}", self.now().as_secs_f64(), line.as_ref());
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(line);
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
