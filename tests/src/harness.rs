@@ -659,13 +659,16 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
-        let child = cmd.spawn().context("spawning leasehold agent")?;
+        let mut child = cmd.spawn().context("spawning leasehold agent")?;
         self.logs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((spec.node.clone(), log.clone()));
+        let holder = announced_identity(&log, &mut child, Duration::from_secs(15))
+            .await?
+            .unwrap_or_default();
         Ok(Agent {
-            holder: format!("{}_uid-{}", spec.node, spec.node),
+            holder,
             node: spec.node,
             user,
             child,
@@ -769,6 +772,47 @@ impl Drop for Cluster {
     }
 }
 
+/// The holder identity an agent logged in its start-up line (`leasehold agent starting`, field `identity`), JSON or
+/// text. Tests cannot compute it: it is `<node>_<POD_UID>.<nonce>` with a random nonce per process.
+pub fn identity_in_log(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .filter(|l| l.contains("leasehold agent starting"))
+        .find_map(|l| match serde_json::from_str::<Value>(l) {
+            Ok(v) => v["identity"].as_str().map(str::to_string),
+            Err(_) => l
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("identity="))
+                .map(str::to_string),
+        })
+}
+
+/// Waits until the agent `child` logging into `log` has announced its identity (`Some`) or has exited without
+/// (`None`, e.g. a configuration error); an agent that does neither within `within` is an error.
+pub async fn announced_identity(
+    log: &Path,
+    child: &mut Child,
+    within: Duration,
+) -> anyhow::Result<Option<String>> {
+    let started = Instant::now();
+    loop {
+        if let Some(identity) = identity_in_log(log) {
+            return Ok(Some(identity));
+        }
+        if child.try_wait()?.is_some() {
+            return Ok(identity_in_log(log));
+        }
+        if started.elapsed() > within {
+            bail!(
+                "the agent logging to {} did not announce its identity within {within:?}:\n{}",
+                log.display(),
+                tail(log, 30)
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -804,7 +848,8 @@ impl NamespaceStatus {
 pub struct Agent {
     /// `NODE_NAME`, also its API server user name.
     pub node: String,
-    /// Its holder identity, `<node>_uid-<node>`.
+    /// Its holder identity, `<node>_uid-<node>.<nonce>`, as it announced it at start-up (the nonce is random per
+    /// process); empty when it exited before (a configuration error).
     pub holder: String,
     /// The API server user whose counters and partition are this agent's (`admin` on a TLS cluster).
     pub user: String,

@@ -67,6 +67,19 @@ impl ApiClient {
         Ok((code, value))
     }
 
+    /// GETs `path` and returns the status code and the body as text (for non-JSON answers such as `/metrics`).
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let resp = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.client.request(self.request("GET", path, None)?),
+        )
+        .await
+        .context("request timed out")??;
+        let code = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok((code, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
     /// Opens a watch and returns its body stream once the server answered 200.
     pub async fn watch(&self, path: &str) -> anyhow::Result<hyper::body::Incoming> {
         let resp = self

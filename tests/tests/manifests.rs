@@ -259,12 +259,16 @@ fn base_daemonset_and_configmap_load_as_the_documented_configuration() -> anyhow
         ]
     );
 
-    // The identity comes from the downward API: node name and pod UID.
+    // The identity comes from the downward API (node name and pod UID) plus a per-process nonce, since
+    // containers of one pod share its UID.
     let (vars, _) = pod_config(&docs)?;
     let resolved = Identity::resolve(&vars, "leasehold-x7k2p", "nonce")
         .map_err(|e| anyhow::anyhow!("identity: {e}"))?;
     assert_eq!(resolved.identity.node(), DOWNWARD.node);
-    assert_eq!(resolved.identity.instance(), DOWNWARD.pod_uid);
+    assert_eq!(
+        resolved.identity.instance(),
+        format!("{}.nonce", DOWNWARD.pod_uid)
+    );
     assert_eq!(resolved.node_source, "ENV_K8S_NODE_NAME");
     Ok(())
 }

@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use deploy::{DeployAgent, POLL, RbacServer, SA_USER, eventually, rbac_yaml, rendered};
+use deploy::{
+    DeployAgent, POLL, RbacServer, SA_USER, eventually, leader_of, rbac_yaml, rendered, wait_status,
+};
 use leasehold_lease::RELEASED_BY_ANNOTATION;
 use leasehold_policy::lease_name::{LeaseName, LeasePrefix};
 use serde_json::Value;
@@ -99,35 +101,6 @@ fn allowed(requests: &BTreeMap<(String, String, u16), u64>, resource: &str, verb
         .sum()
 }
 
-/// Waits until exactly one of `agents` reports `success` and the others `defeat`; returns the leader's index.
-async fn leader_of(agents: &[&DeployAgent], within: Duration) -> anyhow::Result<usize> {
-    eventually("one leader and the rest following", within, || async {
-        let mut statuses = Vec::new();
-        for a in agents {
-            statuses.push(a.status(NS).await);
-        }
-        let leaders: Vec<usize> = (0..agents.len())
-            .filter(|i| statuses[*i].as_deref() == Some("success"))
-            .collect();
-        let followers = statuses
-            .iter()
-            .filter(|s| s.as_deref() == Some("defeat"))
-            .count();
-        Ok(match leaders[..] {
-            [one] if followers == agents.len() - 1 => Some(one),
-            _ => None,
-        })
-    })
-    .await
-}
-
-async fn wait_status(agent: &DeployAgent, want: &str, within: Duration) -> anyhow::Result<()> {
-    eventually(&format!("{} to be {want}", agent.node), within, || async {
-        Ok((agent.status(NS).await.as_deref() == Some(want)).then_some(()))
-    })
-    .await
-}
-
 #[tokio::test]
 async fn agents_under_the_manifests_role_run_the_full_scenario_without_a_denial()
 -> anyhow::Result<()> {
@@ -148,7 +121,7 @@ async fn agents_under_the_manifests_role_run_the_full_scenario_without_a_denial(
     }
 
     // Election: one leader, the other follows; both are live and ready as the kubelet's probes see them.
-    let first = leader_of(&[&agents[0], &agents[1]], Duration::from_secs(20)).await?;
+    let first = leader_of(&[&agents[0], &agents[1]], NS, Duration::from_secs(20)).await?;
     let other = 1 - first;
     for a in &agents {
         let ready = eventually("readiness", Duration::from_secs(10), || async {
@@ -173,17 +146,18 @@ async fn agents_under_the_manifests_role_run_the_full_scenario_without_a_denial(
     // A repeated Event: the first leader steps down (impeach), the other leads; once the first has sat out its
     // cool-down, the other steps down and the first leads again. Its second BecameLeader is a patch of the first.
     agents[first].impeach(NS).await?;
-    wait_status(&agents[other], "success", Duration::from_secs(15)).await?;
-    wait_status(&agents[first], "defeat", Duration::from_secs(15)).await?;
+    wait_status(&agents[other], NS, "success", Duration::from_secs(15)).await?;
+    wait_status(&agents[first], NS, "defeat", Duration::from_secs(15)).await?;
     agents[other].impeach(NS).await?;
-    wait_status(&agents[first], "success", Duration::from_secs(15)).await?;
+    wait_status(&agents[first], NS, "success", Duration::from_secs(15)).await?;
+    let first_holder = agents[first].holder()?;
     let repeated = eventually(
         "a BecameLeader Event with a series (patched)",
         Duration::from_secs(15),
         || async {
             Ok(server.events().await?.into_iter().find(|e| {
                 e["reason"] == "BecameLeader"
-                    && e["reportingInstance"] == agents[first].holder.as_str()
+                    && e["reportingInstance"] == first_holder.as_str()
                     && e["series"]["count"].as_u64().is_some_and(|n| n >= 2)
             }))
         },
@@ -197,8 +171,8 @@ async fn agents_under_the_manifests_role_run_the_full_scenario_without_a_denial(
 
     // Handover on SIGTERM: the leader stops its task, releases, and exits 0; the other takes over and also holds
     // both spread tasks. The other must be out of its own cool-down first, or it could not take over yet.
-    wait_status(&agents[other], "defeat", Duration::from_secs(15)).await?;
-    let departed_member = LeaseName::member(&LeasePrefix::default(), &agents[first].holder)
+    wait_status(&agents[other], NS, "defeat", Duration::from_secs(15)).await?;
+    let departed_member = LeaseName::member(&LeasePrefix::default(), &first_holder)
         .name()
         .to_string();
     assert!(
@@ -211,7 +185,7 @@ async fn agents_under_the_manifests_role_run_the_full_scenario_without_a_denial(
     agents[first].terminate()?;
     let status = agents[first].wait_exit(Duration::from_secs(20)).await?;
     assert!(status.success(), "the leader exits 0 on SIGTERM: {status}");
-    wait_status(&agents[other], "success", Duration::from_secs(10)).await?;
+    wait_status(&agents[other], NS, "success", Duration::from_secs(10)).await?;
     eventually(
         "the remaining agent to hold both spread tasks",
         Duration::from_secs(20),
@@ -235,7 +209,7 @@ async fn agents_under_the_manifests_role_run_the_full_scenario_without_a_denial(
     .await?;
 
     // Release: the last agent stops; the election Lease is left free, marked released by its last holder.
-    let last_holder = agents[other].holder.clone();
+    let last_holder = agents[other].holder()?;
     agents[other].terminate()?;
     let status = agents[other].wait_exit(Duration::from_secs(20)).await?;
     assert!(
@@ -358,7 +332,7 @@ async fn without_lease_list_the_shared_watch_cannot_start() -> anyhow::Result<()
 }
 
 #[tokio::test]
-async fn without_lease_watch_followers_cannot_follow() -> anyhow::Result<()> {
+async fn without_lease_watch_followers_cannot_watch_and_poll_instead() -> anyhow::Result<()> {
     the_agent_is_denied_without(LEASES, "watch").await.map(drop)
 }
 

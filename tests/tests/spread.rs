@@ -226,8 +226,23 @@ async fn a_partitioned_agents_tasks_stop_before_they_start_elsewhere() -> anyhow
         cut.node,
         moved.iter().map(|t| &after[*t]).collect::<Vec<_>>()
     );
-    // Each moved task's old copy ended before the new one started (the checker also proves no overlap).
-    let stamps = cluster.stamps()?;
+    // Each moved task's old copy ended before the new one started (the checker also proves no overlap). The views
+    // name the new holder as soon as it acquired; its copy writes its first stamp a moment later, so wait for it.
+    let stamps = eventually(
+        "every moved task's new copy to stamp",
+        settle_bound(&cluster),
+        || async {
+            let stamps = cluster.stamps()?;
+            let started = moved.iter().all(|task| {
+                stamps
+                    .intervals()
+                    .iter()
+                    .any(|iv| &iv.task == *task && iv.holder == after[*task])
+            });
+            Ok(started.then_some(stamps))
+        },
+    )
+    .await?;
     for task in &moved {
         let ivs: Vec<_> = stamps
             .intervals()

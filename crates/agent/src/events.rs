@@ -25,7 +25,7 @@ pub enum Change<'a> {
         /// The new epoch.
         epoch: u64,
     },
-    /// "node-a stopped leading default: <why>".
+    /// `"node-a stopped leading default: <why>"`.
     StoppedLeading {
         /// Why.
         why: &'a str,

@@ -6,8 +6,10 @@ use tracing_subscriber::EnvFilter;
 
 /// The default filter: our crates at info, kube's HTTP layers at warn. kube-client's trace layer logs every failed
 /// request at ERROR with no context ("failed with error client error (Connect)"); the elector and the Lease watch
-/// report those failures themselves, once per outage, so that layer is off.
-const DEFAULT_FILTER: &str = "info,kube_client=warn,kube_client::client::builder=off,kube_runtime=warn,hyper=warn,tower=warn";
+/// report those failures themselves, once per outage, so that layer is off. kube-runtime's watcher warns only about
+/// 403s, with a debug dump of the status, on every refused list; the Lease watch and spread mode's watch say what
+/// a 403 means and what the agent does about it, so those lines are turned down too.
+const DEFAULT_FILTER: &str = "info,kube_client=warn,kube_client::client::builder=off,kube_runtime=warn,kube_runtime::watcher=error,hyper=warn,tower=warn";
 
 /// Installs the global subscriber, writing to stderr. Text is coloured only on a terminal, so log files and
 /// `kubectl logs` carry no escape codes.

@@ -1,11 +1,13 @@
 //! Prometheus metrics, in the text format, served on the probe listener's `/metrics`.
 //!
 //! Gauges that describe the current state (`leasehold_election_status`, `leasehold_election_seconds`,
-//! `leasehold_task_running`, `leader_election_master_status`) are rendered from the [`View`] at scrape time, so a
-//! holder that changes never leaves a stale series behind. Counters and the renew histogram are kept here.
+//! `leasehold_election_polling`, `leasehold_task_running`, `leader_election_master_status`) are rendered from the
+//! [`View`] at scrape time, so a holder that changes never leaves a stale series behind. Counters and the renew
+//! histogram are kept here.
 
 use std::sync::Arc;
 
+use leasehold_lease::Observation;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -101,6 +103,21 @@ impl Collector for StateCollector {
                 let labels = [("namespace", ns.namespace.as_str())];
                 ConstGauge::new(ns.elected_seconds.unwrap_or(0.0))
                     .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            // An alert on this gauge finds agents whose Role lacks list or watch on leases (or whose watch keeps
+            // failing): each such follower costs the API server a GET every RP.
+            let mut family = encoder.encode_descriptor(
+                "leasehold_election_polling",
+                "1 while the election polls its Lease with GET because the Lease watch cannot list or keeps failing",
+                None,
+                MetricType::Gauge,
+            )?;
+            for ns in &snapshot {
+                let labels = [("namespace", ns.namespace.as_str())];
+                let polling = ns.observation == Some(Observation::Polling.as_str());
+                ConstGauge::new(i64::from(polling)).encode(family.encode_family(&labels)?)?;
             }
         }
         {
@@ -224,4 +241,40 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use leasehold_policy::status::Status;
+
+    use super::*;
+
+    #[test]
+    fn the_polling_gauge_is_one_only_while_polling() -> Result<(), std::fmt::Error> {
+        let view = Arc::new(View::new("node-a"));
+        view.add_namespace("a", Status::Defeat { holder: None }, "ns/la", false);
+        view.add_namespace("b", Status::Defeat { holder: None }, "ns/lb", false);
+        view.add_namespace("off", Status::Banned { holder: None }, "ns/lo", true);
+        let metrics = Metrics::new(view.clone(), "node-a_1");
+        view.set_observation("a", Observation::Polling);
+        view.set_observation("b", Observation::Watching);
+        let text = metrics.encode()?;
+        let polling = |ns: &str| {
+            sample(
+                &text,
+                &format!("leasehold_election_polling{{namespace=\"{ns}\"}}"),
+            )
+        };
+        assert_eq!(polling("a"), Some(1.0), "{text}");
+        assert_eq!(polling("b"), Some(0.0), "{text}");
+        assert_eq!(polling("off"), Some(0.0), "no election, no polling: {text}");
+        view.set_observation("a", Observation::Watching);
+        let text = metrics.encode()?;
+        assert_eq!(
+            sample(&text, "leasehold_election_polling{namespace=\"a\"}"),
+            Some(0.0),
+            "back to watching: {text}"
+        );
+        Ok(())
+    }
 }

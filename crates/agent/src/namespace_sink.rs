@@ -1,10 +1,10 @@
-//! What an election namespace shows while its runner works: the DataKit status line, transition metrics, and
-//! Kubernetes Events from the agent whose leadership changed.
+//! What an election namespace shows while its runner works: the DataKit status line, how the Lease is observed
+//! (watching or polling), transition metrics, and Kubernetes Events from the agent whose leadership changed.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use leasehold_lease::Leadership;
+use leasehold_lease::{Leadership, Observation};
 use leasehold_policy::identity::node_of;
 use leasehold_policy::status::Status;
 
@@ -63,6 +63,10 @@ impl Sink for NamespaceSink {
 
     fn leadership_deadline(&self, deadline: Option<std::time::Instant>) {
         self.view.set_leadership_deadline(&self.namespace, deadline);
+    }
+
+    fn observation(&self, observation: Observation) {
+        self.view.set_observation(&self.namespace, observation);
     }
 
     fn stopped_leading(&self, l: &Leadership, why: &str) {

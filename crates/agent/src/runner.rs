@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use leasehold_lease::{ElectionHandle, ElectionState, Leadership};
+use leasehold_lease::{ElectionHandle, ElectionState, Leadership, Observation};
 use leasehold_policy::config::TaskConfig;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -34,6 +34,9 @@ pub trait Sink: Send + Sync {
     /// When the current leadership ends unless renewed (`None`: not leading any more), refreshed every
     /// heartbeat, so a health probe can tell a leader that failed to step down in time.
     fn leadership_deadline(&self, _deadline: Option<std::time::Instant>) {}
+    /// How the election observes its Lease (watching, or polling with GET when the watch cannot list), at start
+    /// and on every change, so operators can see the fallback and its cost. The elector logs the switch itself.
+    fn observation(&self, _observation: Observation) {}
 }
 
 /// An impeach request: the answer says whether the step-down was done.
@@ -72,6 +75,11 @@ impl<S: Sink> GatedRunner<S> {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> RunnerEnd {
         let mut state = self.election.state();
         let mut running: Option<(Leadership, Running)> = None;
+        // `None` once the elector is gone (its sender dropped), so a closed channel does not wake us in a loop.
+        let mut observations = Some(self.election.observations());
+        if let Some(rx) = observations.as_mut() {
+            self.sink.observation(*rx.borrow_and_update());
+        }
         loop {
             if *shutdown.borrow_and_update() {
                 return self.shut_down(&mut running).await;
@@ -120,6 +128,12 @@ impl<S: Sink> GatedRunner<S> {
                     None => std::future::pending().await,
                 }
             };
+            let observation = async {
+                match observations.as_mut() {
+                    Some(rx) => rx.changed().await.ok().map(|()| *rx.borrow_and_update()),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 r = state.changed() => if r.is_err() {
                     self.stop_leading(&mut running, "the elector ended").await;
@@ -143,6 +157,10 @@ impl<S: Sink> GatedRunner<S> {
                 r = shutdown.changed() => if r.is_err() {
                     // Whoever could ask us to stop is gone: stop rather than spin.
                     return self.shut_down(&mut running).await;
+                },
+                o = observation => match o {
+                    Some(o) => self.sink.observation(o),
+                    None => observations = None,
                 },
             }
         }

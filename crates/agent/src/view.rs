@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use leasehold_lease::Observation;
 use leasehold_policy::identity::node_of;
 use leasehold_policy::status::{Status, StatusReport};
 use serde::Serialize;
@@ -50,6 +51,12 @@ pub struct NamespaceView {
     pub line: String,
     /// Whether the Lease has been observed at least once (readiness).
     pub observed: bool,
+    /// How the election learns about its Lease: `watching`, or `polling` (a GET every RP, because the Lease
+    /// watch cannot list or has been failing for longer than LD); `null` when this agent runs no election here
+    /// (disabled or banned). Operators need to see polling: it costs the API server a GET per follower every RP,
+    /// and under a Role without `list` and `watch` it is the only way a follower sees the Lease. Not called `mode`,
+    /// which names a task's kind (`leader`, `spread`).
+    pub observation: Option<&'static str>,
 }
 
 #[derive(Clone, Debug)]
@@ -61,6 +68,7 @@ struct Entry {
     tasks: BTreeMap<String, TaskView>,
     observed: bool,
     leadership_deadline: Option<std::time::Instant>,
+    observation: Option<Observation>,
 }
 
 impl Entry {
@@ -105,9 +113,27 @@ pub struct SpreadTaskView {
     pub campaigning: bool,
 }
 
+/// The state of spread mode's watch on the member and task Leases. Placement needs every member's Lease, and
+/// only a list can find them (their names are the members' identities), so spread mode cannot fall back to
+/// polling with GET as elections do: while the watch cannot list, no spread task is placed or run here.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SpreadWatch {
+    /// The first list has not completed yet.
+    #[default]
+    Listing,
+    /// Listed, and following changes.
+    Watching,
+    /// The list or watch was refused with 403 Forbidden: the Role lacks `list` or `watch` on leases. Retried
+    /// every few minutes, so granting them later is picked up without a restart.
+    Forbidden,
+}
+
 /// Spread mode as this agent sees it.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct SpreadView {
+    /// The state of the watch on the spread Leases; anything but `watching` means placement is stalled.
+    pub watch: SpreadWatch,
     /// Whether this agent's member Lease is live.
     pub member: bool,
     /// The live members.
@@ -158,6 +184,7 @@ impl View {
                     tasks: BTreeMap::new(),
                     observed,
                     leadership_deadline: None,
+                    observation: None,
                 },
             )
         });
@@ -189,6 +216,20 @@ impl View {
             .unwrap_or_else(|e| e.into_inner())
             .get(namespace)
             .map(|e| e.shown(std::time::Instant::now()).0)
+    }
+
+    /// Records how the election of a namespace observes its Lease; a change notifies the event stream, the
+    /// same value again does not.
+    pub fn set_observation(&self, namespace: &str, observation: Observation) {
+        let changed = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(namespace)
+            .is_some_and(|e| e.observation.replace(observation) != Some(observation));
+        if changed {
+            self.changed.send_modify(|g| *g += 1);
+        }
     }
 
     /// Records a task's state.
@@ -309,6 +350,7 @@ impl View {
                     tasks: e.tasks.values().cloned().collect(),
                     line: report.to_string(),
                     observed: e.observed,
+                    observation: e.observation.map(Observation::as_str),
                 }
             })
             .collect()
@@ -377,6 +419,39 @@ mod tests {
             view.status("default"),
             Some(Status::Defeat { holder: Some(h) }) if h == "node-a"
         ));
+    }
+
+    #[test]
+    fn the_observation_shows_per_namespace_and_only_a_change_notifies() {
+        let view = View::new("node-a");
+        view.add_namespace("default", Status::Defeat { holder: None }, "ns/l", false);
+        view.add_namespace("off", Status::Banned { holder: None }, "ns/o", true);
+        let mut changes = view.subscribe();
+        changes.borrow_and_update();
+        view.set_observation("default", Observation::Polling);
+        assert!(changes.has_changed().unwrap_or(false), "a change notifies");
+        changes.borrow_and_update();
+        view.set_observation("default", Observation::Polling);
+        assert!(
+            !changes.has_changed().unwrap_or(true),
+            "the same again does not"
+        );
+        let shown: Vec<_> = view
+            .snapshot()
+            .into_iter()
+            .map(|n| (n.namespace, n.observation))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("default".to_string(), Some("polling")),
+                ("off".to_string(), None)
+            ]
+        );
+        assert!(
+            !view.ready(),
+            "polling is no observation of the Lease: readiness still waits for a known holder"
+        );
     }
 
     #[test]

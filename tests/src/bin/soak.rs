@@ -3,8 +3,8 @@
 //! (seeded) schedule of faults, one at a time with a recovery wait between:
 //!
 //! - the leader SIGKILLed (and restarted in place, as the kubelet restarts a crashed container: same node, same
-//!   pod UID, so the same holder identity), SIGTERMed (and replaced by a new pod), SIGSTOPped past LD then
-//!   SIGCONTed;
+//!   pod UID, but a new per-process nonce, so a new holder identity), SIGTERMed (and replaced by a new pod),
+//!   SIGSTOPped past LD then SIGCONTed;
 //! - the leader partitioned from the API server with its requests hanging, its watches frozen, or both;
 //! - the API server restarted with its state kept, and with its state wiped (resourceVersions start again below
 //!   what the clients saw);
@@ -276,8 +276,7 @@ impl Soak {
         let uid = format!("uid-{node}-{generation}");
         let spec = self.spec(node, &uid, skew)?;
         let key = spec.node.clone();
-        let mut agent = self.cluster.agent(spec).await?;
-        agent.holder = format!("{node}_{uid}");
+        let agent = self.cluster.agent(spec).await?;
         if skew.is_some() && !self.skewed_holders.contains(&agent.holder) {
             self.skewed_holders.push(agent.holder.clone());
         }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use leasehold_tests::apiserver_process::ApiServerProcess;
 pub use leasehold_tests::harness::eventually;
-use leasehold_tests::harness::{binary, free_port};
+use leasehold_tests::harness::{binary, free_port, identity_in_log};
 use leasehold_tests::http_client::ApiClient;
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::{Value, json};
@@ -142,9 +142,15 @@ pub fn container_env(
 /// The manifests' Role and RoleBinding as one multi-document text for `--rbac`, with `verb` removed from the rule
 /// on (`group`, `resource`) when given (a rule left without verbs is dropped).
 pub fn rbac_yaml(docs: &[Value], without: Option<(&str, &str, &str)>) -> anyhow::Result<String> {
+    rbac_yaml_without(docs, without.as_slice())
+}
+
+/// The manifests' Role and RoleBinding as one multi-document text for `--rbac`, with every (`group`, `resource`,
+/// `verb`) of `without` removed (a rule left without verbs is dropped); each must be granted to begin with.
+pub fn rbac_yaml_without(docs: &[Value], without: &[(&str, &str, &str)]) -> anyhow::Result<String> {
     let mut role = object(docs, "Role", None)?.clone();
     let binding = object(docs, "RoleBinding", None)?;
-    if let Some((group, resource, verb)) = without {
+    for &(group, resource, verb) in without {
         let rules = role["rules"]
             .as_array_mut()
             .context("the Role has no rules")?;
@@ -341,13 +347,51 @@ impl RbacServer {
     }
 }
 
+/// Waits until exactly one of `agents` reports `success` in election namespace `ns` and the others `defeat`;
+/// returns the leader's index.
+pub async fn leader_of(
+    agents: &[&DeployAgent],
+    ns: &str,
+    within: Duration,
+) -> anyhow::Result<usize> {
+    eventually("one leader and the rest following", within, || async {
+        let mut statuses = Vec::new();
+        for a in agents {
+            statuses.push(a.status(ns).await);
+        }
+        let leaders: Vec<usize> = (0..agents.len())
+            .filter(|i| statuses[*i].as_deref() == Some("success"))
+            .collect();
+        let followers = statuses
+            .iter()
+            .filter(|s| s.as_deref() == Some("defeat"))
+            .count();
+        Ok(match leaders[..] {
+            [one] if followers == agents.len() - 1 => Some(one),
+            _ => None,
+        })
+    })
+    .await
+}
+
+/// Waits until `agent` reports status `want` in election namespace `ns`.
+pub async fn wait_status(
+    agent: &DeployAgent,
+    ns: &str,
+    want: &str,
+    within: Duration,
+) -> anyhow::Result<()> {
+    eventually(&format!("{} to be {want}", agent.node), within, || async {
+        Ok((agent.status(ns).await.as_deref() == Some(want)).then_some(()))
+    })
+    .await
+}
+
 /// One `leasehold agent` process configured like a pod of the DaemonSet: the container's env with the downward
 /// API filled in, plus what a test must change (kubeconfig, ports, the TOML file, log format).
 pub struct DeployAgent {
     /// The node it runs for.
     pub node: String,
-    /// Its holder identity, `<node>_<POD_UID>`.
-    pub holder: String,
     child: Child,
     /// The control API address.
     pub api: SocketAddr,
@@ -405,15 +449,25 @@ impl DeployAgent {
             .stderr(out)
             .spawn()
             .context("spawning leasehold agent")?;
-        let holder = format!("{node}_{pod_uid}");
         Ok(Self {
             node: node.to_string(),
-            holder,
             child,
             api,
             probe,
             log,
             client: ApiClient::new(&format!("http://{api}"), ""),
+        })
+    }
+
+    /// Its holder identity, `<node>_<POD_UID>.<nonce>`, as it logged it at start-up (the nonce is random per
+    /// process, so it cannot be computed).
+    pub fn holder(&self) -> anyhow::Result<String> {
+        identity_in_log(&self.log).with_context(|| {
+            format!(
+                "agent {} has not logged its identity:\n{}",
+                self.node,
+                self.log_tail(20)
+            )
         })
     }
 
@@ -431,15 +485,33 @@ impl DeployAgent {
         }
     }
 
-    /// The status word of election namespace `ns` (`success`, `defeat`, ...), if the agent answers.
-    pub async fn status(&self, ns: &str) -> Option<String> {
+    /// The entry of election namespace `ns` in `GET /v1/election`, if the agent answers.
+    pub async fn namespace(&self, ns: &str) -> Option<Value> {
         let doc = self.election().await.ok()?;
         doc["namespaces"]
             .as_array()?
             .iter()
-            .find(|n| n["namespace"] == ns)?["status"]
+            .find(|n| n["namespace"] == ns)
+            .cloned()
+    }
+
+    /// The status word of election namespace `ns` (`success`, `defeat`, ...), if the agent answers.
+    pub async fn status(&self, ns: &str) -> Option<String> {
+        self.namespace(ns).await?["status"]
             .as_str()
             .map(str::to_string)
+    }
+
+    /// The text of `GET /metrics` on the probe listener.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let client = ApiClient::new(&format!("http://{}", self.probe), "");
+        match tokio::time::timeout(Duration::from_secs(2), client.get_text("/metrics"))
+            .await
+            .context("no answer")??
+        {
+            (200, text) => Ok(text),
+            (code, text) => bail!("GET /metrics answered {code}: {text}"),
+        }
     }
 
     /// The spread tasks this agent holds right now.
@@ -505,6 +577,11 @@ impl DeployAgent {
     /// The exit status, if it has exited.
     pub fn try_exit(&mut self) -> anyhow::Result<Option<ExitStatus>> {
         Ok(self.child.try_wait()?)
+    }
+
+    /// Its whole log.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The last `n` lines of its log.

@@ -12,7 +12,12 @@
 //!   watchdog as leader tasks.
 //! - **Litter.** Member and task Leases expired for longer than 10×LD are deleted, with uid and resourceVersion
 //!   preconditions, so node churn does not leave them behind.
+//! - **Permissions.** Placement needs `list` and `watch` on leases (only a list finds the member Leases). Until
+//!   the first list completes, no member Lease is written and no task is campaigned for; under a Role without
+//!   them that lasts until they are granted (`watch_leases` logs it once and retries), leader-mode elections
+//!   carry on meanwhile, and shutdown is not held up.
 
+mod cleanup;
 mod observer;
 mod sink;
 mod watch_leases;
@@ -23,7 +28,6 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use kube::api::{DeleteParams, Preconditions};
 use leasehold_lease::{ElectionConfig, ElectionHandle, ElectionState, Elector, Identity};
 use leasehold_policy::config::{Config, TaskConfig, TaskMode};
 use leasehold_policy::lease_name::LeaseName;
@@ -33,11 +37,12 @@ use tokio::task::JoinHandle;
 
 pub use observer::{Observed, Seen};
 pub use sink::SpreadSink;
+pub use watch_leases::Progress;
 
 use crate::metrics::Metrics;
 use crate::runner::{GatedRunner, RunnerEnd};
 use crate::tasks::TaskContext;
-use crate::view::{SpreadTaskView, SpreadView, View};
+use crate::view::{SpreadTaskView, SpreadView, SpreadWatch, View};
 
 /// The label naming a member Lease itself (a Lease name is a valid label value), so that each agent's member
 /// election watches only its own member Lease.
@@ -142,15 +147,27 @@ impl SpreadManager {
                 )
             })
             .collect();
+        let observed = Arc::new(Mutex::new(Observed::default()));
+        let (progress_tx, mut progress) = watch::channel(Progress::default());
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.config.lease.namespace);
+        let watcher = tokio::spawn(watch_leases::run(
+            api.clone(),
+            observed.clone(),
+            progress_tx,
+        ));
+        if let Err(end) = self.first_list(&tasks, &mut progress, &mut shutdown).await {
+            watcher.abort();
+            return end;
+        }
+        // Membership begins once this agent can see the others: a member Lease that nobody can list (under a Role
+        // without list and watch) would cost a write every member renew period for nothing.
         let member = match self.elector.spawn(self.member_election()) {
             Ok(h) => h,
-            Err(e) => return RunnerEnd::ElectorDied(format!("member Lease: {e}")),
+            Err(e) => {
+                watcher.abort();
+                return RunnerEnd::ElectorDied(format!("member Lease: {e}"));
+            }
         };
-        let observed = Arc::new(Mutex::new(Observed::default()));
-        let (synced_tx, mut synced) = watch::channel(false);
-        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.config.lease.namespace);
-        let watcher = tokio::spawn(watch_leases::run(api.clone(), observed.clone(), synced_tx));
-        let _ = synced.wait_for(|s| *s).await;
 
         let me = self.identity.holder();
         let (ld, member_ld) = (
@@ -269,14 +286,22 @@ impl SpreadManager {
                     _ => {}
                 }
             }
-            self.publish(&tasks, &members, &holders, &placement, &active, &me);
+            let lease_watch = if progress.borrow().forbidden {
+                SpreadWatch::Forbidden
+            } else {
+                SpreadWatch::Watching
+            };
+            self.view.set_spread(SpreadView {
+                watch: lease_watch,
+                ..Self::spread_view(&tasks, &members, &holders, &placement, &active, &me)
+            });
             if now >= next_cleanup {
                 next_cleanup = now + ld;
-                cleanup(&api, &observed, now, ld, member_ld).await;
+                cleanup::cleanup(&api, &observed, now, ld, member_ld).await;
             }
             tokio::select! {
                 () = tokio::time::sleep(TICK) => {}
-                r = synced.changed() => if r.is_err() {
+                r = progress.changed() => if r.is_err() {
                     // The watcher is gone (it only ends by panicking): keep ticking on the clock alone.
                     tokio::time::sleep(TICK).await;
                 },
@@ -292,6 +317,40 @@ impl SpreadManager {
         let _ = tokio::join!(runners, member.shutdown());
         watcher.abort();
         end
+    }
+
+    /// Waits for the spread watch's first complete list, publishing its state meanwhile. Under a Role without
+    /// list and watch on leases that never comes, so the wait ends on shutdown too (`Err(Shutdown)`: nothing to
+    /// stop or release yet), and a watcher that ended (it only ends by panicking) is an error rather than a hang.
+    /// Leader-mode elections run in their own runners and are not held up meanwhile.
+    async fn first_list(
+        &self,
+        tasks: &[TaskConfig],
+        progress: &mut watch::Receiver<Progress>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), RunnerEnd> {
+        loop {
+            let p = *progress.borrow_and_update();
+            if p.synced {
+                return Ok(());
+            }
+            let lease_watch = if p.forbidden {
+                SpreadWatch::Forbidden
+            } else {
+                SpreadWatch::Listing
+            };
+            let (members, holders) = (BTreeMap::new(), BTreeMap::new());
+            self.view.set_spread(SpreadView {
+                watch: lease_watch,
+                ..Self::spread_view(tasks, &members, &holders, &holders, &BTreeMap::new(), "")
+            });
+            tokio::select! {
+                r = progress.changed() => if r.is_err() {
+                    return Err(RunnerEnd::ElectorDied("the spread Lease watch ended before its first list".into()));
+                },
+                _ = shutdown.wait_for(|s| *s) => return Err(RunnerEnd::Shutdown),
+            }
+        }
     }
 
     fn start_runner(&self, task: &TaskConfig, election: ElectionHandle) -> Active {
@@ -322,16 +381,17 @@ impl SpreadManager {
         }
     }
 
-    fn publish(
-        &self,
+    /// Spread mode as published, but for the watch's state, which the caller knows.
+    fn spread_view(
         tasks: &[TaskConfig],
         members: &BTreeMap<String, Instant>,
         holders: &BTreeMap<String, String>,
         placement: &BTreeMap<String, String>,
         active: &BTreeMap<String, Active>,
         me: &str,
-    ) {
-        let view = SpreadView {
+    ) -> SpreadView {
+        SpreadView {
+            watch: SpreadWatch::default(),
             member: members.contains_key(me),
             members: members.keys().cloned().collect(),
             tasks: tasks
@@ -347,48 +407,6 @@ impl SpreadManager {
                     campaigning: active.contains_key(&t.name),
                 })
                 .collect(),
-        };
-        self.view.set_spread(view);
-    }
-}
-
-/// Deletes member and task Leases that have been expired for longer than 10×LD, with uid and resourceVersion
-/// preconditions so a Lease renewed meanwhile is never deleted.
-async fn cleanup(
-    api: &Api<Lease>,
-    observed: &Mutex<Observed>,
-    now: Instant,
-    ld: Duration,
-    member_ld: Duration,
-) {
-    let stale: Vec<(String, Seen)> = {
-        let o = observed.lock().unwrap_or_else(|e| e.into_inner());
-        let old = |s: &Seen, floor: Duration| {
-            let term = s.duration.max(floor);
-            now > s.observed_at + term * 11
-        };
-        o.members
-            .iter()
-            .filter(|(_, s)| old(s, member_ld))
-            .chain(o.tasks.iter().filter(|(_, s)| old(s, ld)))
-            .map(|(n, s)| (n.clone(), s.clone()))
-            .collect()
-    };
-    for (name, seen) in stale {
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: Some(seen.uid.clone()),
-                resource_version: Some(seen.resource_version.clone()),
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(&name, &params).await {
-            Ok(_) => {
-                tracing::info!(lease = %name, "deleted a spread Lease expired for over 10 lease durations")
-            }
-            Err(e) => {
-                tracing::debug!(lease = %name, error = %e, "stale spread Lease not deleted (changed or gone meanwhile)")
-            }
         }
     }
 }
