@@ -68,7 +68,7 @@ pub async fn run(
                         forbidden: false,
                     });
                 }
-                Err(e) if is_forbidden(&e) => {
+                Err(e) if leasehold_lease::is_watch_forbidden(&e) => {
                     if !progress.borrow().forbidden {
                         tracing::warn!(error = %e, retry = ?FORBIDDEN_RETRY, "spread mode cannot list or watch Leases (403 Forbidden): the Role needs the list and watch verbs on leases.coordination.k8s.io; no spread task is placed or run until they are granted (leader-mode elections carry on by polling)");
                     }
@@ -92,36 +92,5 @@ pub async fn run(
         // Only a 403 ends the stream (kube-runtime's watcher retries everything else by itself): start over
         // with a fresh list after the forbidden retry.
         tokio::time::sleep(FORBIDDEN_RETRY.mul_f64(rand::random_range(0.8..1.2))).await;
-    }
-}
-
-/// Whether the watcher's error is a 403 on its list or watch.
-fn is_forbidden(err: &watcher::Error) -> bool {
-    match err {
-        watcher::Error::InitialListFailed(kube::Error::Api(s))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
-        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 403,
-        watcher::Error::WatchError(s) => s.code == 403,
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use kube::core::Status;
-
-    use super::*;
-
-    #[test]
-    fn only_a_403_is_forbidden() {
-        let status = |code: u16| Status::failure("x", "y").with_code(code).boxed();
-        assert!(is_forbidden(&watcher::Error::InitialListFailed(
-            kube::Error::Api(status(403))
-        )));
-        assert!(is_forbidden(&watcher::Error::WatchError(status(403))));
-        assert!(!is_forbidden(&watcher::Error::InitialListFailed(
-            kube::Error::Api(status(500))
-        )));
-        assert!(!is_forbidden(&watcher::Error::WatchError(status(410))));
     }
 }

@@ -32,7 +32,7 @@ impl Health {
     /// The health after a failure at `now`.
     pub(crate) fn failed(self, err: &watcher::Error, now: Instant) -> Self {
         Self {
-            forbidden: self.forbidden || is_forbidden(err),
+            forbidden: self.forbidden || is_watch_forbidden(err),
             failing_since: Some(self.failing_since.unwrap_or(now)),
             relisting: self.relisting,
         }
@@ -56,8 +56,10 @@ impl Health {
     }
 }
 
-/// Whether the watcher's error is a 403 on its list or watch.
-pub(crate) fn is_forbidden(err: &watcher::Error) -> bool {
+/// Whether a kube-runtime watcher's error is a 403 on its list or watch: the credentials lack `list` or `watch`
+/// on the resource, which retrying will not change until someone grants them. Public so that other watches of a
+/// process (the agent's spread-mode watch) classify refusals as the election's does.
+pub fn is_watch_forbidden(err: &watcher::Error) -> bool {
     match err {
         watcher::Error::InitialListFailed(kube::Error::Api(s))
         | watcher::Error::WatchStartFailed(kube::Error::Api(s))
@@ -72,6 +74,18 @@ mod tests {
     use kube::core::Status;
 
     use super::*;
+
+    #[test]
+    fn only_a_403_is_forbidden() {
+        let status = |code: u16| Status::failure("x", "y").with_code(code).boxed();
+        let list = |code| watcher::Error::InitialListFailed(kube::Error::Api(status(code)));
+        assert!(is_watch_forbidden(&list(403)));
+        assert!(is_watch_forbidden(&watcher::Error::WatchError(status(403))));
+        assert!(!is_watch_forbidden(&list(500)));
+        assert!(!is_watch_forbidden(&watcher::Error::WatchError(status(
+            410
+        ))));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn forbidden_polls_at_once_and_other_failures_after_ld() {

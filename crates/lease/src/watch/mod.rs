@@ -18,6 +18,7 @@ mod health;
 mod tap;
 
 pub(crate) use health::Health;
+pub use health::is_watch_forbidden;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -286,7 +287,7 @@ async fn run(
                     lock().publish(lease.name_any(), Seen::Present(Arc::new(lease), session));
                 }
                 Some(Ok(Event::Delete(lease))) => lock().publish(lease.name_any(), Seen::Gone),
-                Some(Err(err)) if health::is_forbidden(&err) => {
+                Some(Err(err)) if health::is_watch_forbidden(&err) => {
                     if !health.borrow().forbidden {
                         warn!(%namespace, %selector, error = %err, "the Lease watch is forbidden (no list or watch permission on leases); electors poll the Lease with GET instead, and the watch is retried every {:?}", health::FORBIDDEN_RETRY);
                     }

@@ -46,6 +46,16 @@ fn assert_clean(o: &Outcome) {
     assert!(o.violations.is_empty(), "{}", crate::report(o, 120));
 }
 
+/// One leadership from the start of the run to its end.
+fn assert_one_leadership(o: &Outcome) {
+    assert_eq!(
+        o.intervals.len(),
+        1,
+        "one leadership from start to end\n{}",
+        crate::report(o, 60)
+    );
+}
+
 fn started_between(o: &Outcome, from: Duration, to: Duration) -> Vec<&Interval> {
     o.intervals
         .iter()
@@ -230,12 +240,7 @@ fn hole_5_a_leader_renews_while_a_deletion_is_confirmed() {
             ],
         );
         assert_clean(&o);
-        assert_eq!(
-            o.intervals.len(),
-            1,
-            "one leadership from start to end\n{}",
-            crate::report(&o, 60)
-        );
+        assert_one_leadership(&o);
     }
 }
 
@@ -250,12 +255,7 @@ fn hole_5_one_hung_request_does_not_cost_the_leadership() {
             vec![at(10.2, 0.6, leader(Fault::Blackhole { who: 0 }))],
         );
         assert_clean(&o);
-        assert_eq!(
-            o.intervals.len(),
-            1,
-            "one leadership from start to end\n{}",
-            crate::report(&o, 60)
-        );
+        assert_one_leadership(&o);
     }
 }
 
