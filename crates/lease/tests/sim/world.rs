@@ -314,7 +314,13 @@ impl World {
                 if let Some(b) = &self.backup {
                     self.net.server_restarted();
                     if *bumped {
-                        self.server.restore_bumped(b, 1_000_000).await;
+                        // As the Kubernetes docs ask: bump past every revision since the snapshot, so that even a
+                        // second restore of the same backup never reuses a resourceVersion.
+                        let since = self
+                            .server
+                            .resource_version()
+                            .saturating_sub(b.resource_version());
+                        self.server.restore_bumped(b, since + 1_000_000).await;
                     } else {
                         self.server.restore(b).await;
                     }
