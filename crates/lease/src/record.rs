@@ -43,6 +43,13 @@ pub(crate) fn transitions(lease: &Lease) -> u64 {
         .unwrap_or(0)
 }
 
+/// `acquireTime`, which with the holder and the epoch tells one term from another: two processes given one
+/// identity can write the same holder and, after a wipe resets `leaseTransitions`, the same epoch, but not the
+/// same acquire instant.
+pub(crate) fn acquire_time(lease: &Lease) -> Option<&MicroTime> {
+    lease.spec.as_ref().and_then(|s| s.acquire_time.as_ref())
+}
+
 /// The `leasehold.dev/released-by` annotation.
 pub(crate) fn released_by(lease: &Lease) -> Option<&str> {
     lease
@@ -141,13 +148,21 @@ pub(crate) fn acquire(observed: Option<&Lease>, cfg: &ElectionConfig, epoch: u64
     lease
 }
 
-/// The renew write: our cached object with a fresh `renewTime`, our holder, our duration and our epoch
-/// (restored if a third party changed them).
-pub(crate) fn renew(cached: &Lease, cfg: &ElectionConfig, epoch: u64) -> Lease {
+/// The renew write: our cached object with a fresh `renewTime`, our holder, our duration, our epoch and our
+/// `acquireTime` (restored if a third party changed or removed them).
+pub(crate) fn renew(
+    cached: &Lease,
+    cfg: &ElectionConfig,
+    epoch: u64,
+    acquired: Option<&MicroTime>,
+) -> Lease {
     let mut lease = cached.clone();
     stamp(&mut lease.metadata, cfg, None);
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     spec.holder_identity = Some(cfg.identity.holder());
+    if let Some(t) = acquired {
+        spec.acquire_time = Some(t.clone());
+    }
     spec.renew_time = Some(now(cfg));
     spec.lease_duration_seconds = Some(cfg.lease_duration_seconds());
     spec.lease_transitions = Some(epoch_i32(epoch));
@@ -218,15 +233,24 @@ mod tests {
     #[test]
     fn renew_and_release_keep_uid_version_and_epoch() {
         let base = acquire(Some(&observed()), &cfg(), 5);
-        let r = renew(&base, &cfg(), 5);
+        let ours = acquire_time(&base).cloned();
+        let r = renew(&base, &cfg(), 5, ours.as_ref());
         assert_eq!(version(&r), (Some("u"), Some("10")));
         assert_eq!(transitions(&r), 5);
+        assert_eq!(acquire_time(&r), ours.as_ref());
         let rel = release(&base, &cfg());
         assert_eq!(version(&rel), (Some("u"), Some("10")));
         // A third party's edit of the epoch is undone by the holder's renew.
         let mut edited = base.clone();
         edited.spec.as_mut().unwrap().lease_transitions = Some(1);
-        assert_eq!(transitions(&renew(&edited, &cfg(), 5)), 5);
+        edited.spec.as_mut().unwrap().acquire_time = None;
+        let r = renew(&edited, &cfg(), 5, ours.as_ref());
+        assert_eq!(transitions(&r), 5);
+        assert_eq!(
+            acquire_time(&r),
+            ours.as_ref(),
+            "and so is a removed acquireTime"
+        );
         // A create carries neither.
         assert_eq!(version(&acquire(None, &cfg(), 1)), (None, None));
     }

@@ -23,35 +23,42 @@ pub(crate) fn imposed_cap(our_ld: Duration) -> Duration {
 #[derive(Debug, Clone)]
 pub(crate) struct Term {
     our_ld: Duration,
-    /// The earliest moment anyone but the holder may write; `None` before any holder was seen.
-    busy_until: Option<Instant>,
+    /// The earliest moment anyone but the holder may write.
+    busy_until: Instant,
     /// The last non-empty holder observed: whose release we would accept.
     last_holder: Option<String>,
     /// The highest `leaseTransitions` observed, kept across deletion so epochs never repeat.
     last_epoch: Option<u64>,
     /// The holder in the latest observation (`None`: blank, absent or never seen).
     holder: Option<String>,
-    /// The term length of the latest version seen (max of its record's duration and ours), and whether that
-    /// version is still believed to exist: a deletion counts once.
-    present: Option<Duration>,
+    /// Whether the latest version seen is still believed to exist: a deletion counts once.
+    present: bool,
 }
 
 impl Term {
-    /// A term that knows nothing yet (tests; elections start from their configured epoch floor).
+    /// A term that knows nothing yet, for a process that started at `start` (tests; elections start from their
+    /// configured epoch floor).
     #[cfg(test)]
-    pub(crate) fn new(our_ld: Duration) -> Self {
-        Self::with_epoch_floor(our_ld, 0)
+    pub(crate) fn new(our_ld: Duration, start: Instant) -> Self {
+        Self::with_epoch_floor(our_ld, 0, start)
     }
 
-    /// A term that already knows epochs up to `floor` were used (0: nothing known).
-    pub(crate) fn with_epoch_floor(our_ld: Duration, floor: u64) -> Self {
+    /// A term that already knows epochs up to `floor` were used (0: nothing known), for a process that started
+    /// at `start`.
+    ///
+    /// A process knows nothing of the terms granted before it started: a Lease it finds absent may have been
+    /// wiped, or restored from a backup, under a leader that still renews against what it believes. Such a
+    /// leader stops within its RD (< LD) of its last renew, so the Lease counts as busy until `start` + our LD,
+    /// whatever the first look shows. That costs one LD on the very first election of a new Lease, and it is
+    /// what keeps a process started after a wipe from leading beside the one the wipe forgot.
+    pub(crate) fn with_epoch_floor(our_ld: Duration, floor: u64, start: Instant) -> Self {
         Self {
             our_ld,
-            busy_until: None,
+            busy_until: start + our_ld,
             last_holder: None,
             last_epoch: (floor > 0).then_some(floor),
             holder: None,
-            present: None,
+            present: false,
         }
     }
 
@@ -65,13 +72,12 @@ impl Term {
             .unwrap_or_default()
             .min(imposed_cap(self.our_ld))
             .max(self.our_ld);
-        self.present = Some(d);
-        if released {
-            self.busy_until = Some(now);
+        self.present = true;
+        self.busy_until = if released {
+            now
         } else {
-            let end = now + d;
-            self.busy_until = Some(self.busy_until.map_or(end, |b| b.max(end)));
-        }
+            self.busy_until.max(now + d)
+        };
         self.holder = record::holder(lease).map(str::to_owned);
         if let Some(h) = &self.holder {
             self.last_holder = Some(h.clone());
@@ -86,21 +92,19 @@ impl Term {
     /// (< LD), so the Lease stays busy for our own LD from now. The record's own duration is not re-imposed.
     pub(crate) fn observe_contact(&mut self, now: Instant) {
         if self.holder.is_some() {
-            let end = now + self.our_ld;
-            self.busy_until = Some(self.busy_until.map_or(end, |b| b.max(end)));
+            self.busy_until = self.busy_until.max(now + self.our_ld);
         }
     }
 
     /// Records that the Lease is confirmed absent at `now`. The term never ends early: a deleted Lease's holder
     /// may still be acting. And since our last observation may itself be stale (a watch that missed renewals, a
-    /// server whose state was wiped), the first sight of the deletion counts as a last sight of the holder: the
-    /// Lease stays busy until `now` plus the term it had. A Lease we never saw present stays free.
+    /// server whose state was wiped), the first sight of the deletion counts as a contact: the Lease stays busy
+    /// for our own LD from `now`, as on getting back in touch (a leader we could not see stops within its RD).
+    /// A long duration that a record imposed is not imposed a second time: it was honoured from its sighting.
+    /// Seeing the absence again changes nothing.
     pub(crate) fn observe_absent(&mut self, now: Instant) {
-        if let Some(d) = self.present.take()
-            && self.last_holder.is_some()
-        {
-            let end = now + d;
-            self.busy_until = Some(self.busy_until.map_or(end, |b| b.max(end)));
+        if std::mem::take(&mut self.present) && self.last_holder.is_some() {
+            self.busy_until = self.busy_until.max(now + self.our_ld);
         }
         self.holder = None;
     }
@@ -111,8 +115,8 @@ impl Term {
     }
 
     /// The earliest moment a takeover may start (before the rank delay). In the past when free.
-    pub(crate) fn free_at(&self, now: Instant) -> Instant {
-        self.busy_until.unwrap_or(now)
+    pub(crate) fn free_at(&self) -> Instant {
+        self.busy_until
     }
 
     /// The epoch an acquisition writes: one more than anything seen, on this object or before its deletion.
@@ -156,7 +160,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn term_runs_from_local_observation_not_renew_time() {
-        let mut t = Term::new(LD);
+        let mut t = Term::new(LD, Instant::now());
         let t0 = Instant::now();
         let mut l = lease("a_1", Some(2), 1);
         // renewTime an hour in the past or the future changes nothing.
@@ -166,37 +170,37 @@ mod tests {
                 .unwrap();
             l.spec.as_mut().unwrap().renew_time = Some(MicroTime(ts));
             t.observe(&l, t0);
-            assert_eq!(t.free_at(t0), t0 + LD);
+            assert_eq!(t.free_at(), t0 + LD);
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn longer_of_record_and_own_duration_wins() {
-        let mut t = Term::new(LD);
+        let mut t = Term::new(LD, Instant::now());
         let t0 = Instant::now();
         t.observe(&lease("a_1", Some(10), 1), t0);
-        assert_eq!(t.free_at(t0), t0 + Duration::from_secs(10));
-        let mut t = Term::new(LD);
+        assert_eq!(t.free_at(), t0 + Duration::from_secs(10));
+        let mut t = Term::new(LD, Instant::now());
         t.observe(&lease("a_1", None, 1), t0);
-        assert_eq!(t.free_at(t0), t0 + LD);
-        let mut t = Term::new(LD);
+        assert_eq!(t.free_at(), t0 + LD);
+        let mut t = Term::new(LD, Instant::now());
         t.observe(&lease("a_1", Some(1), 1), t0);
-        assert_eq!(t.free_at(t0), t0 + LD);
+        assert_eq!(t.free_at(), t0 + LD);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_huge_record_duration_is_cut_to_the_cap() {
         let t0 = Instant::now();
         for huge in [3600 * 24, i32::MAX] {
-            let mut t = Term::new(LD);
+            let mut t = Term::new(LD, Instant::now());
             t.observe(&lease("a_1", Some(huge), 1), t0);
-            assert_eq!(t.free_at(t0), t0 + Duration::from_secs(3600));
+            assert_eq!(t.free_at(), t0 + Duration::from_secs(3600));
         }
         let long = Duration::from_secs(600);
-        let mut t = Term::new(long);
+        let mut t = Term::new(long, Instant::now());
         t.observe(&lease("a_1", Some(i32::MAX), 1), t0);
         assert_eq!(
-            t.free_at(t0),
+            t.free_at(),
             t0 + long * 10,
             "10 × LD when that is longer than an hour"
         );
@@ -204,50 +208,50 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn third_parties_cannot_shorten_a_term() {
-        let mut t = Term::new(LD);
+        let mut t = Term::new(LD, Instant::now());
         let t0 = Instant::now();
         t.observe(&lease("a_1", Some(10), 1), t0);
         let t1 = t0 + Duration::from_secs(1);
         // A foreign edit lowering the duration.
         t.observe(&lease("a_1", Some(1), 1), t1);
-        assert_eq!(t.free_at(t1), t0 + Duration::from_secs(10));
+        assert_eq!(t.free_at(), t0 + Duration::from_secs(10));
         // Blanked by someone else, without the release marker or naming another holder.
         t.observe(&lease("", Some(1), 1), t1);
-        assert_eq!(t.free_at(t1), t0 + Duration::from_secs(10));
+        assert_eq!(t.free_at(), t0 + Duration::from_secs(10));
         t.observe(&released("b_2", 1), t1);
-        assert_eq!(t.free_at(t1), t0 + Duration::from_secs(10));
+        assert_eq!(t.free_at(), t0 + Duration::from_secs(10));
         // Deleted: the holder may still be acting, and our last sight of it may be stale, so the deletion
         // counts as a sighting: busy for another term (of the last version seen: ours, LD) from the deletion.
         let t2 = t0 + Duration::from_secs(9);
         t.observe_absent(t2);
-        assert_eq!(t.free_at(t2), t2 + LD);
+        assert_eq!(t.free_at(), t2 + LD);
         assert_eq!(t.holder(), None);
         // Seeing the absence again does not push it further.
         t.observe_absent(t2 + Duration::from_secs(5));
-        assert_eq!(t.free_at(t2), t2 + LD);
+        assert_eq!(t.free_at(), t2 + LD);
     }
 
     #[tokio::test(start_paused = true)]
     async fn holders_own_release_frees_at_once() {
-        let mut t = Term::new(LD);
+        let mut t = Term::new(LD, Instant::now());
         let t0 = Instant::now();
         t.observe(&lease("a_1", Some(10), 3), t0);
         let t1 = t0 + Duration::from_millis(100);
         t.observe(&released("a_1", 3), t1);
-        assert_eq!(t.free_at(t1), t1);
+        assert_eq!(t.free_at(), t1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn release_seen_without_its_holder_is_not_trusted() {
-        let mut t = Term::new(LD);
+        let mut t = Term::new(LD, Instant::now());
         let t0 = Instant::now();
         t.observe(&released("a_1", 3), t0);
-        assert_eq!(t.free_at(t0), t0 + LD);
+        assert_eq!(t.free_at(), t0 + LD);
     }
 
     #[tokio::test(start_paused = true)]
     async fn epochs_continue_across_deletion() {
-        let mut t = Term::new(LD);
+        let mut t = Term::new(LD, Instant::now());
         let t0 = Instant::now();
         assert_eq!(t.next_epoch(None), 1);
         t.observe(&lease("a_1", Some(2), 7), t0);
@@ -259,15 +263,51 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn never_seen_is_free_now() {
-        let t = Term::new(LD);
-        let now = Instant::now();
-        assert_eq!(t.free_at(now), now);
+    async fn a_new_process_waits_one_lease_duration_from_its_start() {
+        let start = Instant::now();
+        let mut t = Term::new(LD, start);
+        assert_eq!(
+            t.free_at(),
+            start + LD,
+            "nothing known of the terms granted before the start"
+        );
+        t.observe_absent(start + Duration::from_millis(10));
+        assert_eq!(
+            t.free_at(),
+            start + LD,
+            "an absent Lease does not end that wait: a wipe may have forgotten a live leader"
+        );
+        let mut t = Term::new(LD, start);
+        t.observe(&released("a_1", 3), start);
+        assert_eq!(
+            t.free_at(),
+            start + LD,
+            "nor does a release by a holder never seen"
+        );
     }
 
-    #[test]
-    fn an_epoch_floor_keeps_a_late_election_above_epochs_used_before() {
-        let t = Term::with_epoch_floor(LD, 7);
+    #[tokio::test(start_paused = true)]
+    async fn a_deletion_after_an_imposed_term_costs_one_lease_duration_not_another_imposed_term() {
+        let t0 = Instant::now();
+        let mut t = Term::new(LD, t0);
+        t.observe(&lease("a_1", Some(3600), 1), t0);
+        assert_eq!(t.free_at(), t0 + Duration::from_secs(3600));
+        let later = t0 + Duration::from_secs(4000);
+        t.observe_absent(later);
+        assert_eq!(t.free_at(), later + LD);
+        let mut t = Term::new(LD, t0);
+        t.observe(&lease("a_1", Some(3600), 1), t0);
+        t.observe_absent(t0 + LD);
+        assert_eq!(
+            t.free_at(),
+            t0 + Duration::from_secs(3600),
+            "a deletion never shortens the imposed term"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_epoch_floor_keeps_a_late_election_above_epochs_used_before() {
+        let t = Term::with_epoch_floor(LD, 7, Instant::now());
         assert_eq!(
             t.next_epoch(None),
             8,

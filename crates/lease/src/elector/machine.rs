@@ -8,7 +8,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::{api::coordination::v1::Lease, apimachinery::pkg::apis::meta::v1::MicroTime};
 use tokio::{
     sync::{mpsc, oneshot, watch},
     time::Instant,
@@ -79,6 +79,9 @@ enum Phase {
 struct Lead {
     guard: Leadership,
     epoch: u64,
+    /// The `acquireTime` our acquire wrote: with the holder and the epoch, it tells our term from another
+    /// process's term under the same identity and, after a wipe, the same epoch.
+    acquired: Option<MicroTime>,
     next_renew: Instant,
     backoff: Backoff,
     /// The last renew was retried at once after a refused one; the next refusal waits RP.
@@ -107,14 +110,22 @@ pub(crate) struct Machine {
     /// as a sighting even when it shows what we already had, because a restored backup can bring back exactly
     /// the version a process saw before it lost touch.
     last_list: Option<u64>,
-    /// A request failed since the last answer: the next answer counts as a sighting even when it shows what we
-    /// already had, for the same reason.
+    /// We may have missed changes since the last answer (a request failed, or the shared watch broke): the next
+    /// answer counts as a sighting even when it shows what we already had, for the same reason.
     out_of_touch: bool,
-    /// The cached version was already counted once on getting back in touch: later relists that show it again
-    /// (the shared watch relists after two silent minutes) do not keep postponing a dead holder's term.
+    /// Getting back in touch was already counted in this spell out of touch (by an answer or by a new list), or
+    /// the version we hold was first seen on getting back: one spell costs one LD, however many relists and
+    /// answers end it.
     contact_counted: bool,
+    /// The shared watch was failing or relisting when we last looked at its health.
+    watch_troubled: bool,
     /// The GET pending in `need_get` follows a refused write: if it shows nothing new, back off.
     after_conflict: bool,
+    /// The shared watch is relisting (as far as we have taken its health in).
+    in_relist: bool,
+    /// A GET or one of our writes was answered since the current relist began: that answer is as fresh as the
+    /// list would be, so a takeover need not wait for a slow relist.
+    answered_in_relist: bool,
     /// Whether we poll with GET instead of relying on the watch, and when the next poll is due.
     polling: bool,
     next_poll: Instant,
@@ -148,7 +159,7 @@ impl Machine {
         let health = hub.health();
         Self {
             me: cfg.identity.holder(),
-            term: Term::with_epoch_floor(cfg.lease_duration, cfg.epoch_floor),
+            term: Term::with_epoch_floor(cfg.lease_duration, cfg.epoch_floor, Instant::now()),
             backoff: Backoff::new(cfg.retry_period, cfg.lease_duration, random.clone()),
             random,
             api,
@@ -160,7 +171,10 @@ impl Machine {
             last_list: None,
             out_of_touch: false,
             contact_counted: false,
+            watch_troubled: false,
             after_conflict: false,
+            in_relist: false,
+            answered_in_relist: false,
             polling: false,
             next_poll: Instant::now(),
             cap_logged: false,
@@ -246,9 +260,8 @@ impl Machine {
             .flatten();
         let phase = match &self.phase {
             Phase::Starting | Phase::Leading(_) => None,
-            Phase::Following => Some(self.takeover_start(now).max(self.not_before)),
-            // No takeover while the shared watch relists: the health channel wakes us when it is done.
-            Phase::Contending { .. } if self.relisting() => None,
+            Phase::Following => Some(self.takeover_start().max(self.not_before)),
+            // While the shared watch relists, a due takeover GETs first (see `relisting`).
             Phase::Contending { write_at } => Some((*write_at).max(self.not_before)),
             Phase::CoolingDown { until } => Some(*until),
         };
@@ -273,11 +286,15 @@ impl Machine {
         match &self.phase {
             Phase::Starting | Phase::Leading(_) => {}
             Phase::Following => self.evaluate(now),
-            Phase::Contending { write_at } => {
-                if now >= (*write_at).max(self.not_before) && !self.relisting() {
-                    self.acquire().await?;
-                }
+            Phase::Contending { write_at } if now < (*write_at).max(self.not_before) => {}
+            // Out of touch (the watch relists, or our last request failed): what we would write over may be a
+            // version that a restored backup brought back under a leader we could not see. Read the Lease first;
+            // the answer counts as getting back in touch, and the takeover goes on only if the term is still over.
+            Phase::Contending { .. } if self.relisting() || self.out_of_touch => {
+                debug!(lease = %self.cfg.lease_name, "takeover due while out of touch; reading the Lease first");
+                self.refresh().await?;
             }
+            Phase::Contending { .. } => self.acquire().await?,
             Phase::CoolingDown { until } => {
                 if now >= *until {
                     self.phase = Phase::Following;
@@ -289,17 +306,39 @@ impl Machine {
         Ok(())
     }
 
-    /// Whether the shared watch is relisting while we rely on it: a takeover waits for the list, since what we
-    /// know may be stale in a way we cannot see (a restored backup erases a live leader's renewals, and the
-    /// watch ends). Polling electors do not wait: their GETs are their view.
-    fn relisting(&self) -> bool {
-        !self.polling && self.health.borrow().relisting
+    /// Notes that we may miss changes from now on. A new spell out of touch begins (unless one is under way), so
+    /// the next answer or list counts as getting back in touch.
+    fn lose_touch(&mut self) {
+        if !self.out_of_touch {
+            self.out_of_touch = true;
+            self.contact_counted = false;
+        }
     }
 
-    /// Switches between watching and polling as the shared watch's health says.
+    /// Whether the shared watch is relisting while we rely on it, and nothing newer than the break has reached
+    /// us. What we know may then be stale in a way we cannot see (a restored backup erases a live leader's
+    /// renewals, and the watch ends), so a takeover reads the Lease first: the answer counts as getting back in
+    /// touch, like the list would, and the takeover goes on only if the term it shows is over. A relist that is
+    /// slow (its backoff grows when restores follow each other) therefore cannot stall the election. Polling
+    /// electors do not wait: their GETs are their view.
+    fn relisting(&self) -> bool {
+        !self.polling && self.in_relist && !self.answered_in_relist
+    }
+
+    /// Switches between watching and polling as the shared watch's health says, and notes when a relist begins:
+    /// from then until an answer or the list arrives, we are out of touch.
     fn check_health(&mut self) {
         let now = Instant::now();
         let health = *self.health.borrow_and_update();
+        let troubled = health.relisting || health.failing_since.is_some();
+        if troubled && !self.watch_troubled {
+            self.lose_touch();
+        }
+        if health.relisting && !self.in_relist {
+            self.answered_in_relist = false;
+        }
+        self.watch_troubled = troubled;
+        self.in_relist = health.relisting;
         let poll = health.should_poll(self.cfg.lease_duration, now);
         if poll == self.polling {
             return;
@@ -358,19 +397,23 @@ impl Machine {
         // Back in touch: a new list, or the first answer after a failure. What it shows may be a restored
         // backup that looks exactly like our last sight before we lost touch, so it counts as a sighting.
         let reconnected = match source {
-            Source::Watch(list) => self.last_list.replace(list) != Some(list),
-            Source::Get | Source::Write => std::mem::take(&mut self.out_of_touch),
+            // A believed event of a working watch also ends a spell that a failed request began: the watch shows
+            // every change, and a restore cannot pass it unseen (it ends every watch).
+            Source::Watch(list) => {
+                let relisted = self.last_list.replace(list) != Some(list);
+                std::mem::take(&mut self.out_of_touch) || relisted
+            }
+            Source::Get | Source::Write => {
+                self.answered_in_relist = true;
+                std::mem::take(&mut self.out_of_touch)
+            }
         };
         let now = Instant::now();
         if self.cached.as_deref() == Some(lease) {
             if reconnected && !self.contact_counted {
                 self.contact_counted = true;
                 self.term.observe_contact(now);
-                if matches!(self.phase, Phase::Contending { .. }) && self.takeover_start(now) > now
-                {
-                    debug!(lease = %self.cfg.lease_name, "takeover postponed: back in touch, the Lease may still be held");
-                    self.phase = Phase::Following;
-                }
+                self.recheck_takeover(now, "back in touch, the Lease may still be held");
             }
             return Ok(false);
         }
@@ -393,26 +436,26 @@ impl Machine {
             self.phase = Phase::Following;
         }
         match &self.phase {
-            Phase::Leading(lead) if !self.is_our_term(lead.epoch) => {
+            Phase::Leading(lead) if !self.is_our_term(lead) => {
                 warn!(lease = %self.cfg.lease_name, epoch = lead.epoch, holder = ?record::holder(lease), their_epoch = record::transitions(lease), "the Lease shows another holder or another epoch; ending leadership");
                 self.lose("another holder or epoch observed");
             }
-            Phase::Contending { .. } if self.takeover_start(now) > now => {
-                debug!(lease = %self.cfg.lease_name, holder = ?self.term.holder(), "takeover cancelled: the Lease is no longer free");
-                self.phase = Phase::Following;
-            }
-            _ => {}
+            _ => self.recheck_takeover(now, "the Lease is no longer free"),
         }
         self.evaluate(now);
         self.publish();
         Ok(true)
     }
 
-    /// Whether the cached version is still our term `epoch`: it names us (or a third party blanked the holder,
-    /// which our next renew undoes) and carries our epoch.
-    fn is_our_term(&self, epoch: u64) -> bool {
+    /// Whether the cached version is still our term: it names us (or a third party blanked the holder, which
+    /// our next renew undoes), carries our epoch, and our acquire instant (or none, if a third party removed
+    /// it). Another process given our identity writes its own acquire instant, even where a wipe let it reuse
+    /// our epoch.
+    fn is_our_term(&self, lead: &Lead) -> bool {
         self.cached.as_deref().is_none_or(|l| {
-            record::holder(l).is_none_or(|h| h == self.me) && record::transitions(l) == epoch
+            record::holder(l).is_none_or(|h| h == self.me)
+                && record::transitions(l) == lead.epoch
+                && record::acquire_time(l).is_none_or(|t| Some(t) == lead.acquired.as_ref())
         })
     }
 
@@ -432,9 +475,19 @@ impl Machine {
         self.cap_logged = over;
     }
 
-    /// Records that the Lease is confirmed absent.
+    /// A takeover under way goes back to following when what we just learnt moved the end of the term past now.
+    fn recheck_takeover(&mut self, now: Instant, why: &str) {
+        if matches!(self.phase, Phase::Contending { .. }) && self.takeover_start() > now {
+            debug!(lease = %self.cfg.lease_name, holder = ?self.term.holder(), why, "takeover postponed");
+            self.phase = Phase::Following;
+        }
+    }
+
+    /// Records that the Lease is confirmed absent (by a GET: an answer, so it ends a spell out of touch).
     fn observe_absent(&mut self) {
-        self.term.observe_absent(Instant::now());
+        let now = Instant::now();
+        self.out_of_touch = false;
+        self.term.observe_absent(now);
         self.cached = None;
         self.floor = None;
         if matches!(self.phase, Phase::Starting) {
@@ -444,7 +497,8 @@ impl Machine {
             warn!(lease = %self.cfg.lease_name, "our Lease was deleted; ending leadership");
             self.lose("Lease deleted");
         }
-        self.evaluate(Instant::now());
+        self.recheck_takeover(now, "back in touch, and the Lease is absent");
+        self.evaluate(now);
         self.publish();
     }
 
@@ -469,13 +523,13 @@ impl Machine {
     }
 
     /// When a takeover may start: the end of the observed term, whoever it names.
-    fn takeover_start(&self, now: Instant) -> Instant {
-        self.term.free_at(now)
+    fn takeover_start(&self) -> Instant {
+        self.term.free_at()
     }
 
     /// In `Following`, starts contending once the Lease is free.
     fn evaluate(&mut self, now: Instant) {
-        if !matches!(self.phase, Phase::Following) || self.takeover_start(now) > now {
+        if !matches!(self.phase, Phase::Following) || self.takeover_start() > now {
             return;
         }
         let epoch = self.term.next_epoch(self.cached.as_deref());
@@ -521,7 +575,7 @@ impl Machine {
     }
 
     fn back_off(&mut self, err: &ApiError) {
-        self.out_of_touch = true;
+        self.lose_touch();
         let delay = self.backoff.next_delay_at_least(err.retry_after());
         self.not_before = Instant::now() + delay;
         warn!(lease = %self.cfg.lease_name, error = %err, ?delay, failures = self.backoff.failures(), "request failed; backing off");
@@ -554,6 +608,7 @@ impl Machine {
         match self.api.get(timeout).await {
             Ok(found) => {
                 self.need_get = false;
+                self.answered_in_relist = true;
                 let new = match found {
                     Some(lease) => self.observe(&lease, Source::Get)?,
                     None => {
@@ -614,6 +669,7 @@ impl Machine {
                     self.phase = Phase::Leading(Lead {
                         guard,
                         epoch,
+                        acquired: record::acquire_time(&lease).cloned(),
                         next_renew: sent_at + self.cfg.retry_period,
                         // A leader retries every RP (with jitter), never slower: it has until RD.
                         backoff: Backoff::new(
@@ -670,7 +726,7 @@ impl Machine {
         let Phase::Leading(lead) = &self.phase else {
             return Ok(());
         };
-        let (guard, epoch) = (lead.guard.clone(), lead.epoch);
+        let (guard, epoch, acquired) = (lead.guard.clone(), lead.epoch, lead.acquired.clone());
         let Some(left) = guard.time_left() else {
             self.lose("renew deadline passed");
             return Ok(());
@@ -679,7 +735,7 @@ impl Machine {
             self.lose("Lease absent");
             return Ok(());
         };
-        let body = record::renew(&cached, &self.cfg, epoch);
+        let body = record::renew(&cached, &self.cfg, epoch, acquired.as_ref());
         let sent = self.clock.now();
         let sent_at = Instant::now();
         let result = self
@@ -725,7 +781,7 @@ impl Machine {
             }
             Err(e) if e.is_permanent() => return Err(ElectorError::Rejected(e)),
             Err(e) => {
-                self.out_of_touch = true;
+                self.lose_touch();
                 let timeout = self.request_timeout();
                 if let Phase::Leading(lead) = &mut self.phase {
                     // Every RP, but soon enough that one more try fits before the deadline (a hung request
