@@ -11,6 +11,10 @@ tools:
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo is required (install Rust with rustup)"; exit 1; }
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
 	@command -v kubectl >/dev/null || { echo "error: kubectl is required by the kubectl tests and the demo; install it from your distribution or https://kubernetes.io/docs/tasks/tools/"; exit 1; }
+	@command -v promtool >/dev/null || { \
+		command -v apt-get >/dev/null || { echo "error: promtool is required by the alert rules' tests; install Debian's prometheus package"; exit 1; }; \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 build: tools
 	$(CARGO) build --workspace --all-targets --locked
@@ -25,8 +29,16 @@ test: build
 	$(CARGO) nextest run --workspace --locked --no-fail-fast -E 'not binary(sim)'
 	$(CARGO) test --workspace --doc --locked
 	$(MAKE) sim-test
+	$(MAKE) monitoring-test
 	$(MAKE) bench-quick BENCH_QUICK_ARGS="$(or $(BENCH_QUICK_ARGS),--impls leasehold)"
 	$(MAKE) soak-quick
+
+## monitoring-test (part of `make test`): the alert rules in manifests/monitoring checked and unit-tested with
+## promtool (Debian's prometheus package, which `make tools` installs when it is missing).
+.PHONY: monitoring-test
+monitoring-test: tools
+	promtool check rules manifests/monitoring/rules.yaml
+	cd manifests/monitoring && promtool test rules rules_test.yaml
 
 ## bench-quick: the short forms, on debug builds: the apiserver bench, then the election bench at N=10 with a few
 ## handovers for leasehold and each peer (bench/peers, its own workspace). Figures are printed, never asserted;

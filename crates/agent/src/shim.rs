@@ -1,7 +1,7 @@
 //! The watchdog shim: `leasehold __shim`, the small process that every task runs under.
 //!
 //! A task must be gone when the agent stops renewing, even if the agent itself is SIGSTOPped, deadlocked, starved of
-//! CPU or killed (design §6). The agent can't guarantee that about itself, so each task runs under this shim, a
+//! CPU or killed (docs/design.md §6). The agent can't guarantee that about itself, so each task runs under this shim, a
 //! separate process with its own timer:
 //!
 //! - it starts a session, runs the command as the leader of a new process group in it (grandchildren included),

@@ -4,7 +4,7 @@
 //! deadline on with every successful renew ([`TaskHandle::set_deadline`]) and calls [`TaskHandle::stop`] when
 //! leadership ends. Nothing here blocks the caller: deadlines and stop requests go through channels to one tokio
 //! task per child, spawns go to one long-lived thread, and the shim ([`crate::shim`]) enforces the deadline with its
-//! own timer, so a SIGSTOPped, deadlocked, starved or killed agent still loses its tasks on time (design §6).
+//! own timer, so a SIGSTOPped, deadlocked, starved or killed agent still loses its tasks on time (docs/design.md §6).
 //!
 //! Choosing the deadline (the agent's call): the design wants an election task gone within LD − RD of the end of
 //! leadership, and leadership ends at the renew deadline (renew sent + RD). So the latest safe kill deadline after a

@@ -4,7 +4,7 @@
 //! It speaks the real wire protocol, so the real kube-rs client and the real `kubectl` work against it unchanged:
 //! `coordination.k8s.io/v1` Leases (get, list, create, update, patch in all four flavours, delete, watch),
 //! Events through `events.k8s.io/v1` and core v1 over one store, Namespaces, discovery, OpenAPI and Table output.
-//! Its answers were checked against a real kube-apiserver's (`shared/reference/lease-api-corpus.jsonl`).
+//! Its answers were checked against a real kube-apiserver's, recorded in `tests/data/lease-api-corpus.jsonl`.
 //!
 //! On top of that it lets tests observe and break things: per-user request counters, partitions, latency,
 //! injected 500/429 answers, closed watches, restarts with state kept or wiped, and restores from a snapshot

@@ -2,7 +2,7 @@
 //!
 //! Every failure the server answers goes through [`ApiError`], so that clients (kube-rs, kubectl) see the
 //! same `kind`, `reason`, `details` and `message` as from a kube-apiserver. The shapes were checked against
-//! `shared/reference/lease-api-corpus.jsonl`.
+//! `crates/apiserver/tests/data/lease-api-corpus.jsonl`, recorded from a real kube-apiserver.
 
 use serde_json::{Value, json};
 

@@ -1,5 +1,5 @@
-//! Replays the 54 requests a real kube-apiserver answered (`tests/data/lease-api-corpus.jsonl`, a copy of
-//! `shared/reference/lease-api-corpus.jsonl`) against leasehold-apiserver, in order, in a fresh namespace, and
+//! Replays the 54 requests a real kube-apiserver answered (`tests/data/lease-api-corpus.jsonl`, recorded from a
+//! kube-apiserver v1.28.7) against leasehold-apiserver, in order, in a fresh namespace, and
 //! compares every answer: code, kind, reason, details, message and the returned objects' fields. Only what varies
 //! by run is unified rather than compared: uids, resourceVersion numbers (which must still map one-to-one),
 //! timestamps, and the ages in Table cells.

@@ -29,7 +29,7 @@
 //! - **Proven by simulation.** `tests/sim` runs the real elector against the stand-in API server on a paused
 //!   clock under random faults, thousands of seeds per `make test` (see the project's architecture notes).
 //!
-//! The algorithm is the one in the project's design (§3); each module documents its part.
+//! The algorithm is the one in `docs/design.md` §3; each module documents its part.
 //!
 //! # Example
 //!

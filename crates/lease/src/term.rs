@@ -92,7 +92,7 @@ impl Term {
     /// (< LD), so the Lease stays busy for our own LD from now. The record's own duration is not re-imposed.
     pub(crate) fn observe_contact(&mut self, now: Instant) {
         if self.holder.is_some() {
-            self.busy_until = self.busy_until.max(now + self.our_ld);
+            self.keep_busy(now + self.our_ld);
         }
     }
 
@@ -104,9 +104,15 @@ impl Term {
     /// Seeing the absence again changes nothing.
     pub(crate) fn observe_absent(&mut self, now: Instant) {
         if std::mem::take(&mut self.present) && self.last_holder.is_some() {
-            self.busy_until = self.busy_until.max(now + self.our_ld);
+            self.keep_busy(now + self.our_ld);
         }
         self.holder = None;
+    }
+
+    /// Keeps the Lease busy until at least `until`: the caller knows a leader it could not see may act that long
+    /// (it was out of touch). Never shortens the term.
+    pub(crate) fn keep_busy(&mut self, until: Instant) {
+        self.busy_until = self.busy_until.max(until);
     }
 
     /// The holder in the latest observation.
@@ -229,6 +235,12 @@ mod tests {
         // Seeing the absence again does not push it further.
         t.observe_absent(t2 + Duration::from_secs(5));
         assert_eq!(t.free_at(), t2 + LD);
+        // A caller that was out of touch may keep it busy longer, never shorter.
+        let t3 = t2 + Duration::from_secs(6);
+        t.keep_busy(t3 + LD);
+        assert_eq!(t.free_at(), t3 + LD);
+        t.keep_busy(t3);
+        assert_eq!(t.free_at(), t3 + LD);
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,7 +5,7 @@
 //! a per-process nonce (`<pod-uid>.<nonce>`), or the nonce alone outside a pod, so two processes
 //! on one node (a DaemonSet rollout with `maxSurge`, a pod still terminating, two wrappers on one
 //! host, two containers of one pod, which share the pod UID) are never the same candidate
-//! (design §3).
+//! (docs/design.md §3).
 //!
 //! Kubernetes node names are DNS subdomains and never contain `_`; other host names may. The
 //! instance part must not contain `_`, so splitting a holder identity at its **last** `_`

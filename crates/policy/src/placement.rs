@@ -1,4 +1,4 @@
-//! Spread-mode task placement: sticky rendezvous hashing with bounded load (design §7).
+//! Spread-mode task placement: sticky rendezvous hashing with bounded load (docs/design.md §7).
 //!
 //! Every agent computes the same placement from the same inputs (the spread tasks, the live
 //! eligible members and the current holders), so no coordinator is needed: each agent

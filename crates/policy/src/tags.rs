@@ -4,7 +4,7 @@
 //! DataKit drops a malformed tag part silently; here every malformed part is an error, so a
 //! typo in `ENV_GLOBAL_ELECTION_TAGS` stops start-up instead of quietly losing a tag.
 //!
-//! Precedence, highest first (design §6): the point's own tags, then the task's `tags`, then
+//! Precedence, highest first (docs/design.md §6): the point's own tags, then the task's `tags`, then
 //! either the election tags (task under election) or the global host tags (everything else).
 //! Data under election never gets the global host tags, so it carries no `host` unless the
 //! task sets one itself: the collecting node changes with each election.
@@ -233,7 +233,7 @@ impl Tags {
     }
 
     /// Copies every tag of `lower` whose key is not already here: "never overwrite a tag the
-    /// data already has" (design §6).
+    /// data already has" (docs/design.md §6).
     pub fn fill_missing(&mut self, lower: &Tags) {
         for (key, value) in &lower.0 {
             self.0.entry(key.clone()).or_insert_with(|| value.clone());

@@ -1,4 +1,4 @@
-//! Support for the deployment tests (`manifests.rs`, `rbac.rs`, `static_smoke.rs`): the kustomize output of
+//! Support for the deployment tests (`manifests.rs`, `rbac.rs`, `monitoring.rs`, `narrow_role.rs`): the kustomize output of
 //! `manifests/` parsed into objects, agents started with the DaemonSet's own environment, and an API server that
 //! knows the manifests' service account (`--token-file`) and enforces their Role (`--rbac`).
 //!

@@ -3,7 +3,7 @@
 //! `std::time::Instant` reads `CLOCK_MONOTONIC`, which stops while the machine is suspended or the VM is paused. A
 //! deadline measured on it would fire late by the length of the pause, while another node, whose clock kept running,
 //! has already taken over. `CLOCK_BOOTTIME` keeps counting through both, which is why the lease renew deadline and the
-//! watchdog's kill deadline both use it (design §3).
+//! watchdog's kill deadline both use it (docs/design.md §3).
 
 use std::fmt;
 use std::ops::{Add, Sub};

@@ -95,7 +95,7 @@ pub(crate) struct Machine {
     api: LeaseApi,
     seen: watch::Receiver<Seen>,
     health: watch::Receiver<Health>,
-    _hub: Arc<Hub>,
+    hub: Arc<Hub>,
     observation: Arc<watch::Sender<Observation>>,
     cmds: mpsc::Receiver<Command>,
     state: Arc<watch::Sender<ElectionState>>,
@@ -123,9 +123,6 @@ pub(crate) struct Machine {
     after_conflict: bool,
     /// The shared watch is relisting (as far as we have taken its health in).
     in_relist: bool,
-    /// A GET or one of our writes was answered since the current relist began: that answer is as fresh as the
-    /// list would be, so a takeover need not wait for a slow relist.
-    answered_in_relist: bool,
     /// Whether we poll with GET instead of relying on the watch, and when the next poll is due.
     polling: bool,
     next_poll: Instant,
@@ -165,7 +162,7 @@ impl Machine {
             api,
             seen,
             health,
-            _hub: hub,
+            hub,
             observation,
             floor: None,
             last_list: None,
@@ -174,7 +171,6 @@ impl Machine {
             watch_troubled: false,
             after_conflict: false,
             in_relist: false,
-            answered_in_relist: false,
             polling: false,
             next_poll: Instant::now(),
             cap_logged: false,
@@ -288,11 +284,17 @@ impl Machine {
             Phase::Following => self.evaluate(now),
             Phase::Contending { write_at } if now < (*write_at).max(self.not_before) => {}
             // Out of touch (the watch relists, or our last request failed): what we would write over may be a
-            // version that a restored backup brought back under a leader we could not see. Read the Lease first;
-            // the answer counts as getting back in touch, and the takeover goes on only if the term is still over.
+            // version that a restored backup brought back under a leader we could not see. Read the Lease first,
+            // and write at once if the answer still shows the term over; the answer counts as getting back in
+            // touch, so the takeover of a present Lease need not wait for a slow relist.
             Phase::Contending { .. } if self.relisting() || self.out_of_touch => {
                 debug!(lease = %self.cfg.lease_name, "takeover due while out of touch; reading the Lease first");
                 self.refresh().await?;
+                let free =
+                    self.takeover_start() <= Instant::now() && Instant::now() >= self.not_before;
+                if matches!(self.phase, Phase::Contending { .. }) && free && !self.out_of_touch {
+                    self.acquire().await?;
+                }
             }
             Phase::Contending { .. } => self.acquire().await?,
             Phase::CoolingDown { until } => {
@@ -315,14 +317,13 @@ impl Machine {
         }
     }
 
-    /// Whether the shared watch is relisting while we rely on it, and nothing newer than the break has reached
-    /// us. What we know may then be stale in a way we cannot see (a restored backup erases a live leader's
-    /// renewals, and the watch ends), so a takeover reads the Lease first: the answer counts as getting back in
-    /// touch, like the list would, and the takeover goes on only if the term it shows is over. A relist that is
-    /// slow (its backoff grows when restores follow each other) therefore cannot stall the election. Polling
-    /// electors do not wait: their GETs are their view.
+    /// Whether the shared watch is relisting while we rely on it: we are blind to new versions. What we know may
+    /// then be stale in a way we cannot see (a restored backup erases a live leader's renewals, and the watch
+    /// ends), so every takeover reads the Lease right before it writes, and an absence read while blind keeps the
+    /// Lease busy for RD and asks the watch to relist now (`observe_absent`). Polling electors are not blind in
+    /// this sense: their GETs are their view.
     fn relisting(&self) -> bool {
-        !self.polling && self.in_relist && !self.answered_in_relist
+        !self.polling && self.in_relist
     }
 
     /// Switches between watching and polling as the shared watch's health says, and notes when a relist begins:
@@ -330,15 +331,17 @@ impl Machine {
     fn check_health(&mut self) {
         let now = Instant::now();
         let health = *self.health.borrow_and_update();
-        let troubled = health.relisting || health.failing_since.is_some();
+        let troubled = health.relisting() || health.failing_since.is_some();
         if troubled && !self.watch_troubled {
             self.lose_touch();
-        }
-        if health.relisting && !self.in_relist {
-            self.answered_in_relist = false;
+            // Get back in touch now rather than when a takeover is due: the LD that getting back costs then runs
+            // alongside what is left of the term, not after it. Leaders need not: their renewals are their view.
+            if !matches!(self.phase, Phase::Leading(_) | Phase::Starting) {
+                self.spread_get();
+            }
         }
         self.watch_troubled = troubled;
-        self.in_relist = health.relisting;
+        self.in_relist = health.relisting();
         let poll = health.should_poll(self.cfg.lease_duration, now);
         if poll == self.polling {
             return;
@@ -370,16 +373,20 @@ impl Machine {
             // A leader's next renew tells whether the Lease is really gone; followers confirm with a GET, spread
             // like a takeover so that a deletion does not make every follower GET at the same instant.
             Seen::Gone if matches!(self.phase, Phase::Leading(_)) => {}
-            Seen::Gone => {
-                if !self.need_get {
-                    let epoch = self.term.next_epoch(self.cached.as_deref());
-                    let spread = rank::delay(&self.me, epoch, self.cfg.effective_spread());
-                    self.not_before = self.not_before.max(Instant::now() + spread);
-                }
-                self.need_get = true;
-            }
+            Seen::Gone => self.spread_get(),
         }
         Ok(())
+    }
+
+    /// Asks for a GET at our rank's place in the takeover spread, so that news reaching every follower at once (a
+    /// deletion, a broken watch) does not make them all GET in the same instant.
+    fn spread_get(&mut self) {
+        if !self.need_get {
+            let epoch = self.term.next_epoch(self.cached.as_deref());
+            let spread = rank::delay(&self.me, epoch, self.cfg.effective_spread());
+            self.not_before = self.not_before.max(Instant::now() + spread);
+        }
+        self.need_get = true;
     }
 
     /// Records a version of the Lease from `source`; returns whether it was new. Reacts to what it shows.
@@ -403,10 +410,7 @@ impl Machine {
                 let relisted = self.last_list.replace(list) != Some(list);
                 std::mem::take(&mut self.out_of_touch) || relisted
             }
-            Source::Get | Source::Write => {
-                self.answered_in_relist = true;
-                std::mem::take(&mut self.out_of_touch)
-            }
+            Source::Get | Source::Write => std::mem::take(&mut self.out_of_touch),
         };
         let now = Instant::now();
         if self.cached.as_deref() == Some(lease) {
@@ -483,11 +487,27 @@ impl Machine {
         }
     }
 
-    /// Records that the Lease is confirmed absent (by a GET: an answer, so it ends a spell out of touch).
+    /// Records that the Lease is confirmed absent, by a GET: an answer, so it ends a spell out of touch.
+    ///
+    /// Absence seen on getting back in touch is a contact like any other: while we could not see, someone may have
+    /// created the Lease, led, and lost it to a deletion or a wipe, and such a leader stops within its RD. So it
+    /// keeps the Lease busy for our LD, once per spell. While the watch relists we are blind, and cannot see a
+    /// Lease created and erased again between two reads: its leader's last renew was sent before this read, so it
+    /// stops within RD of it (the candidates of one election share their timing), and every such read keeps the
+    /// Lease busy for RD. A new absence (the Lease was present) counts as the deletion's sighting anyway.
     fn observe_absent(&mut self) {
         let now = Instant::now();
-        self.out_of_touch = false;
-        self.term.observe_absent(now);
+        let reconnected = std::mem::take(&mut self.out_of_touch);
+        if self.cached.is_some() {
+            self.contact_counted = reconnected;
+            self.term.observe_absent(now);
+        } else if reconnected && !self.contact_counted {
+            self.contact_counted = true;
+            self.term.keep_busy(now + self.cfg.lease_duration);
+        } else if self.relisting() {
+            self.term.keep_busy(now + self.cfg.renew_deadline);
+            self.hub.want_relist();
+        }
         self.cached = None;
         self.floor = None;
         if matches!(self.phase, Phase::Starting) {
@@ -608,7 +628,6 @@ impl Machine {
         match self.api.get(timeout).await {
             Ok(found) => {
                 self.need_get = false;
-                self.answered_in_relist = true;
                 let new = match found {
                     Some(lease) => self.observe(&lease, Source::Get)?,
                     None => {

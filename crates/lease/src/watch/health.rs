@@ -23,9 +23,9 @@ pub(crate) struct Health {
     /// Since when the watch has been failing without a successful list or event in between; `None` while it
     /// works.
     pub(crate) failing_since: Option<Instant>,
-    /// The watch ended and a new list is under way (or due): what electors know may be stale in a way they
-    /// cannot see (a restored backup erases a live leader's renewals), so no takeover starts until it completes.
-    pub(crate) relisting: bool,
+    /// Since when the watch has been down and a new list under way (or due): electors are blind meanwhile, and
+    /// what they know may be stale in a way they cannot see (a restored backup erases a live leader's renewals).
+    pub(crate) relisting_since: Option<Instant>,
 }
 
 impl Health {
@@ -34,17 +34,21 @@ impl Health {
         Self {
             forbidden: self.forbidden || is_watch_forbidden(err),
             failing_since: Some(self.failing_since.unwrap_or(now)),
-            relisting: self.relisting,
+            relisting_since: self.relisting_since,
         }
     }
 
+    /// Whether the watch is down and relisting.
+    pub(crate) fn relisting(&self) -> bool {
+        self.relisting_since.is_some()
+    }
+
     /// Whether an elector with lease duration `ld` should poll instead of waiting for the watch: the list is
-    /// forbidden, or the watch has been failing for longer than `ld`.
+    /// forbidden, or the watch has been failing for longer than `ld`. A relist that waits out its backoff does
+    /// not count: a poller cannot see a Lease created and erased (by a wipe or a restore) between two reads, and
+    /// while the watch relists an elector keeps such reads from starting a takeover of an absent Lease.
     pub(crate) fn should_poll(&self, ld: Duration, now: Instant) -> bool {
-        self.forbidden
-            || self
-                .failing_since
-                .is_some_and(|t| now.duration_since(t) >= ld)
+        self.forbidden || self.poll_from(ld).is_some_and(|t| now >= t)
     }
 
     /// When an elector with lease duration `ld` should start polling if nothing changes, if ever.
@@ -116,5 +120,18 @@ mod tests {
         );
         assert!(h.should_poll(ld, later));
         assert!(!Health::default().should_poll(ld, later));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_relist_does_not_poll() {
+        let now = Instant::now();
+        let ld = Duration::from_secs(3);
+        let h = Health {
+            relisting_since: Some(now),
+            ..Health::default()
+        };
+        assert!(h.relisting());
+        assert!(!h.should_poll(ld, now + ld * 10));
+        assert_eq!(h.poll_from(ld), None);
     }
 }

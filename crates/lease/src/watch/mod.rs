@@ -37,7 +37,11 @@ use kube::{
         watcher::{self, Event, watcher},
     },
 };
-use tokio::{sync::watch, task::JoinHandle, time::Instant};
+use tokio::{
+    sync::{Notify, watch},
+    task::JoinHandle,
+    time::Instant,
+};
 use tracing::{debug, error, info, warn};
 
 use crate::{backoff::Backoff, random::Random};
@@ -66,6 +70,7 @@ pub(crate) enum Seen {
 pub(crate) struct Hub {
     table: Arc<Mutex<Table>>,
     health: watch::Receiver<Health>,
+    relist_wanted: Arc<Notify>,
     task: JoinHandle<()>,
 }
 
@@ -109,6 +114,8 @@ impl Hub {
         let watched = Arc::clone(&table);
         let (health_tx, health) = watch::channel(Health::default());
         let (namespace, selector) = (namespace.to_owned(), selector.to_owned());
+        let relist_wanted = Arc::new(Notify::new());
+        let wanted = Arc::clone(&relist_wanted);
         let task = tokio::spawn(async move {
             let outcome = AssertUnwindSafe(run(
                 client,
@@ -116,6 +123,7 @@ impl Hub {
                 selector.clone(),
                 Arc::clone(&watched),
                 health_tx,
+                wanted,
                 random,
             ))
             .catch_unwind()
@@ -137,8 +145,16 @@ impl Hub {
         Self {
             table,
             health,
+            relist_wanted,
             task,
         }
+    }
+
+    /// Asks a relist that is waiting out its backoff to start now. An elector calls this when a takeover of an
+    /// absent Lease is due: it creates the Lease only once the watch is back, and the backoff (grown by a server
+    /// that lost its history several times in a row) must not hold the election up. Lost when no relist waits.
+    pub(crate) fn want_relist(&self) {
+        self.relist_wanted.notify_waiters();
     }
 
     /// The watch's health: whether electors should poll instead of waiting for it.
@@ -211,6 +227,7 @@ async fn run(
     selector: String,
     table: Arc<Mutex<Table>>,
     health: watch::Sender<Health>,
+    relist_wanted: Arc<Notify>,
     random: Random,
 ) {
     let activity = tap::Activity::new();
@@ -258,7 +275,8 @@ async fn run(
             if let Some(Ok(e)) = &event {
                 let relisting = matches!(e, Event::Init | Event::InitApply(_));
                 let healthy = Health {
-                    relisting,
+                    relisting_since: relisting
+                        .then(|| health.borrow().relisting_since.unwrap_or_else(Instant::now)),
                     ..Health::default()
                 };
                 health.send_if_modified(|h| std::mem::replace(h, healthy) != healthy);
@@ -318,11 +336,20 @@ async fn run(
                 }
             }
         }
-        health.send_if_modified(|h| !std::mem::replace(&mut h.relisting, true));
+        health.send_if_modified(|h| {
+            let began = h.relisting_since.is_none();
+            h.relisting_since.get_or_insert_with(Instant::now);
+            began
+        });
         if listed_at.is_some_and(|t| t.elapsed() >= RELIST_SETTLED) {
             relist_backoff.reset();
         }
-        tokio::time::sleep(relist_backoff.next_delay()).await;
+        let delay = relist_backoff.next_delay();
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(delay) => {}
+            () = relist_wanted.notified() => debug!(%namespace, %selector, "an election needs the list; relisting before the backoff ends"),
+        }
     }
 }
 

@@ -314,7 +314,9 @@ fn draw_fault(rng: &mut StdRng, t: Timings, candidates: usize) -> Vec<Scheduled>
             short,
         ),
         7 => (Fault::RestartKeep, Duration::ZERO),
-        8 => (Fault::RestartWipe, Duration::ZERO),
+        // Like a plain restore's, a wipe's effect lasts the watch cache's wait: a watch resumed from a
+        // resourceVersion the wiped server has not reached waits that long before it fails and relists.
+        8 => (Fault::RestartWipe, WATCH_CACHE_WAIT),
         9 | 10 => {
             let backup = ms(rng, Duration::ZERO, at);
             return vec![

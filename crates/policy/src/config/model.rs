@@ -58,7 +58,7 @@ impl Default for ElectionConfig {
     }
 }
 
-/// The election Lease timing: LD, RD and RP (design §3).
+/// The election Lease timing: LD, RD and RP (docs/design.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     /// LD: how long a holder's term lasts after its last observed renew. Whole seconds,
@@ -85,7 +85,7 @@ impl Default for Timing {
     }
 }
 
-/// The member Lease timing for spread mode (design §7): slow, because every renew reaches
+/// The member Lease timing for spread mode (docs/design.md §7): slow, because every renew reaches
 /// every agent that has spread tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemberTiming {
@@ -173,7 +173,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     /// Control API on `127.0.0.1:9530`, loopback only so that no token is needed by
     /// default; probes on `0.0.0.0:9531`, so kubelet and Prometheus reach the pod IP
-    /// (design §8; 9530/9531 sit next to DataKit's 9529). No token; text logs.
+    /// (docs/design.md §8; 9530/9531 sit next to DataKit's 9529). No token; text logs.
     fn default() -> Self {
         ApiConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9530),
@@ -191,7 +191,7 @@ pub enum TaskMode {
     /// Runs on the leader of its election namespace (DataKit's self-election).
     #[default]
     Leader,
-    /// Has its own Lease and is spread over the members (task election, design §7).
+    /// Has its own Lease and is spread over the members (task election, docs/design.md §7).
     Spread,
 }
 

@@ -14,7 +14,7 @@ fn shown(s: &Setting<Duration>) -> String {
     go_duration(s.value)
 }
 
-/// LD > RD > 1.2·RP > 0 (design §3). LD is already whole seconds ≥ 1 by parsing.
+/// LD > RD > 1.2·RP > 0 (docs/design.md §3). LD is already whole seconds ≥ 1 by parsing.
 pub(crate) fn timing(
     ld: &Setting<Duration>,
     rd: &Setting<Duration>,
