@@ -290,8 +290,7 @@ impl Machine {
             Phase::Contending { .. } if self.relisting() || self.out_of_touch => {
                 debug!(lease = %self.cfg.lease_name, "takeover due while out of touch; reading the Lease first");
                 self.refresh().await?;
-                let free =
-                    self.takeover_start() <= Instant::now() && Instant::now() >= self.not_before;
+                let free = Instant::now() >= self.takeover_start().max(self.not_before);
                 if matches!(self.phase, Phase::Contending { .. }) && free && !self.out_of_touch {
                     self.acquire().await?;
                 }
@@ -331,7 +330,7 @@ impl Machine {
     fn check_health(&mut self) {
         let now = Instant::now();
         let health = *self.health.borrow_and_update();
-        let troubled = health.relisting() || health.failing_since.is_some();
+        let troubled = health.relisting || health.failing_since.is_some();
         if troubled && !self.watch_troubled {
             self.lose_touch();
             // Get back in touch now rather than when a takeover is due: the LD that getting back costs then runs
@@ -341,7 +340,7 @@ impl Machine {
             }
         }
         self.watch_troubled = troubled;
-        self.in_relist = health.relisting();
+        self.in_relist = health.relisting;
         let poll = health.should_poll(self.cfg.lease_duration, now);
         if poll == self.polling {
             return;

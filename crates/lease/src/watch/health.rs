@@ -23,9 +23,9 @@ pub(crate) struct Health {
     /// Since when the watch has been failing without a successful list or event in between; `None` while it
     /// works.
     pub(crate) failing_since: Option<Instant>,
-    /// Since when the watch has been down and a new list under way (or due): electors are blind meanwhile, and
-    /// what they know may be stale in a way they cannot see (a restored backup erases a live leader's renewals).
-    pub(crate) relisting_since: Option<Instant>,
+    /// The watch ended and a new list is under way (or due): electors are blind meanwhile, and what they know
+    /// may be stale in a way they cannot see (a restored backup erases a live leader's renewals).
+    pub(crate) relisting: bool,
 }
 
 impl Health {
@@ -34,13 +34,8 @@ impl Health {
         Self {
             forbidden: self.forbidden || is_watch_forbidden(err),
             failing_since: Some(self.failing_since.unwrap_or(now)),
-            relisting_since: self.relisting_since,
+            relisting: self.relisting,
         }
-    }
-
-    /// Whether the watch is down and relisting.
-    pub(crate) fn relisting(&self) -> bool {
-        self.relisting_since.is_some()
     }
 
     /// Whether an elector with lease duration `ld` should poll instead of waiting for the watch: the list is
@@ -127,10 +122,9 @@ mod tests {
         let now = Instant::now();
         let ld = Duration::from_secs(3);
         let h = Health {
-            relisting_since: Some(now),
+            relisting: true,
             ..Health::default()
         };
-        assert!(h.relisting());
         assert!(!h.should_poll(ld, now + ld * 10));
         assert_eq!(h.poll_from(ld), None);
     }

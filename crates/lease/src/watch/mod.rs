@@ -275,8 +275,7 @@ async fn run(
             if let Some(Ok(e)) = &event {
                 let relisting = matches!(e, Event::Init | Event::InitApply(_));
                 let healthy = Health {
-                    relisting_since: relisting
-                        .then(|| health.borrow().relisting_since.unwrap_or_else(Instant::now)),
+                    relisting,
                     ..Health::default()
                 };
                 health.send_if_modified(|h| std::mem::replace(h, healthy) != healthy);
@@ -336,11 +335,7 @@ async fn run(
                 }
             }
         }
-        health.send_if_modified(|h| {
-            let began = h.relisting_since.is_none();
-            h.relisting_since.get_or_insert_with(Instant::now);
-            began
-        });
+        health.send_if_modified(|h| !std::mem::replace(&mut h.relisting, true));
         if listed_at.is_some_and(|t| t.elapsed() >= RELIST_SETTLED) {
             relist_backoff.reset();
         }
