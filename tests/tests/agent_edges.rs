@@ -133,6 +133,13 @@ async fn a_second_signal_exits_at_once_and_the_task_still_dies() -> anyhow::Resu
             s.task_state("stubborn") == Some("running")
         })
         .await?;
+    // "running" comes as soon as the process exists; the shell ignores TERM only once it has said "up".
+    eventually(
+        "the stubborn task to ignore TERM",
+        Duration::from_secs(10),
+        || async { Ok(agent.log_tail(40).contains(r#""message":"up""#).then_some(())) },
+    )
+    .await?;
     let pid = agent.namespace(NS).await?.tasks[0]["pid"]
         .as_u64()
         .unwrap_or(0) as i32;
