@@ -137,7 +137,12 @@ async fn a_second_signal_exits_at_once_and_the_task_still_dies() -> anyhow::Resu
     eventually(
         "the stubborn task to ignore TERM",
         Duration::from_secs(10),
-        || async { Ok(agent.log_tail(40).contains(r#""message":"up""#).then_some(())) },
+        || async {
+            Ok(agent
+                .log_tail(40)
+                .contains(r#""message":"up""#)
+                .then_some(()))
+        },
     )
     .await?;
     let pid = agent.namespace(NS).await?.tasks[0]["pid"]

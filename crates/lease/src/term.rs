@@ -86,20 +86,10 @@ impl Term {
         self.last_epoch = Some(self.last_epoch.map_or(epoch, |e| e.max(epoch)));
     }
 
-    /// Records that we are back in touch at `now` (a relist, or the first answer after failures) and the Lease
-    /// shows the version we already had. That proves nothing about the holder, but a restored backup can bring
-    /// back exactly that version while a later holder still leads unseen; such a leader stops within its RD
-    /// (< LD), so the Lease stays busy for our own LD from now. The record's own duration is not re-imposed.
-    pub(crate) fn observe_contact(&mut self, now: Instant) {
-        if self.holder.is_some() {
-            self.keep_busy(now + self.our_ld);
-        }
-    }
-
     /// Records that the Lease is confirmed absent at `now`. The term never ends early: a deleted Lease's holder
     /// may still be acting. And since our last observation may itself be stale (a watch that missed renewals, a
-    /// server whose state was wiped), the first sight of the deletion counts as a contact: the Lease stays busy
-    /// for our own LD from `now`, as on getting back in touch (a leader we could not see stops within its RD).
+    /// server whose state was wiped), the first sight of the deletion counts as a sighting: the Lease stays busy
+    /// for our own LD from `now`.
     /// A long duration that a record imposed is not imposed a second time: it was honoured from its sighting.
     /// Seeing the absence again changes nothing.
     pub(crate) fn observe_absent(&mut self, now: Instant) {
@@ -109,9 +99,8 @@ impl Term {
         self.holder = None;
     }
 
-    /// Keeps the Lease busy until at least `until`: the caller knows a leader it could not see may act that long
-    /// (it was out of touch). Never shortens the term.
-    pub(crate) fn keep_busy(&mut self, until: Instant) {
+    /// Keeps the Lease busy until at least `until`. Never shortens the term.
+    fn keep_busy(&mut self, until: Instant) {
         self.busy_until = self.busy_until.max(until);
     }
 
@@ -235,7 +224,7 @@ mod tests {
         // Seeing the absence again does not push it further.
         t.observe_absent(t2 + Duration::from_secs(5));
         assert_eq!(t.free_at(), t2 + LD);
-        // A caller that was out of touch may keep it busy longer, never shorter.
+        // Keeping it busy longer works; shorter does not.
         let t3 = t2 + Duration::from_secs(6);
         t.keep_busy(t3 + LD);
         assert_eq!(t.free_at(), t3 + LD);

@@ -28,7 +28,7 @@ use crate::{
     random::Random,
     rank, record,
     term::{Term, imposed_cap},
-    watch::{Health, Hub, Seen},
+    watch::{Health, Hub, Seen, Via},
 };
 
 /// What the handle asks of the machine.
@@ -64,9 +64,9 @@ enum Phase {
         /// When to write.
         write_at: Instant,
     },
-    /// We hold the Lease and renew it every RP. Left for `Following` when the guard's deadline passes, when a
-    /// new version names another holder or another epoch than ours, or when the Lease is confirmed deleted;
-    /// for `CoolingDown` on step-down; and the machine ends on shutdown.
+    /// We hold the Lease and renew it every RP; we lead from `Lead::starts` on. Left for `Following` when the
+    /// guard's deadline passes, when a new version names another holder or another epoch than ours, or when the
+    /// Lease is confirmed deleted; for `CoolingDown` on step-down; and the machine ends on shutdown.
     Leading(Lead),
     /// We stepped down and do not campaign until `until`. Left for `Following` then.
     CoolingDown {
@@ -79,6 +79,13 @@ enum Phase {
 struct Lead {
     guard: Leadership,
     epoch: u64,
+    /// When the leadership takes effect; until then we renew, but publish that we follow. What we wrote over may
+    /// be a view that hid a live leader: the Lease's latest renewals erased by a restore, or the Lease itself by
+    /// a wipe or a deletion, while our watch was silent or before we started. That leader's last renew reached the
+    /// server before the erasure, so before our acquire, and it stops within RD of sending it. So we lead RD after
+    /// the acquire's answer, or sooner when the shared watch shows our term through a request unbroken since some
+    /// instant: an erasure drops every connection, so it came before that instant, and we lead RD after it.
+    starts: Instant,
     /// The `acquireTime` our acquire wrote: with the holder and the epoch, it tells our term from another
     /// process's term under the same identity and, after a wipe, the same epoch.
     acquired: Option<MicroTime>,
@@ -95,7 +102,8 @@ pub(crate) struct Machine {
     api: LeaseApi,
     seen: watch::Receiver<Seen>,
     health: watch::Receiver<Health>,
-    hub: Arc<Hub>,
+    /// Keeps the shared watch alive while we subscribe to it.
+    _hub: Arc<Hub>,
     observation: Arc<watch::Sender<Observation>>,
     cmds: mpsc::Receiver<Command>,
     state: Arc<watch::Sender<ElectionState>>,
@@ -106,17 +114,9 @@ pub(crate) struct Machine {
     cached: Option<Arc<Lease>>,
     /// What orders watch events against what we already believe (see `version.rs`).
     floor: Option<Floor>,
-    /// The list of the shared watch that the last believed watch event came from: a new list (a relist) counts
-    /// as a sighting even when it shows what we already had, because a restored backup can bring back exactly
-    /// the version a process saw before it lost touch.
-    last_list: Option<u64>,
-    /// We may have missed changes since the last answer (a request failed, or the shared watch broke): the next
-    /// answer counts as a sighting even when it shows what we already had, for the same reason.
+    /// We may have missed changes since the last answer (a request failed, or the shared watch broke): a takeover
+    /// due now reads the Lease right before it writes.
     out_of_touch: bool,
-    /// Getting back in touch was already counted in this spell out of touch (by an answer or by a new list), or
-    /// the version we hold was first seen on getting back: one spell costs one LD, however many relists and
-    /// answers end it.
-    contact_counted: bool,
     /// The shared watch was failing or relisting when we last looked at its health.
     watch_troubled: bool,
     /// The GET pending in `need_get` follows a refused write: if it shows nothing new, back off.
@@ -125,6 +125,11 @@ pub(crate) struct Machine {
     in_relist: bool,
     /// Whether we poll with GET instead of relying on the watch, and when the next poll is due.
     polling: bool,
+    /// A GET found the Lease while the shared watch shows it gone: a third party removed our label, so the
+    /// label-selected watch no longer shows its changes. We poll it like `polling` until the watch shows it again
+    /// (a leader's next write puts the label back), so that a change made meanwhile is seen within RP, not at the
+    /// next relist minutes later.
+    unwatched: bool,
     next_poll: Instant,
     /// A record's duration above the cap was logged (reset when a version within the cap is seen).
     cap_logged: bool,
@@ -162,16 +167,15 @@ impl Machine {
             api,
             seen,
             health,
-            hub,
+            _hub: hub,
             observation,
             floor: None,
-            last_list: None,
             out_of_touch: false,
-            contact_counted: false,
             watch_troubled: false,
             after_conflict: false,
             in_relist: false,
             polling: false,
+            unwatched: false,
             next_poll: Instant::now(),
             cap_logged: false,
             cmds,
@@ -244,12 +248,16 @@ impl Machine {
     fn next_wake(&self, now: Instant) -> Option<Instant> {
         // A leader's renewals go on whatever else is pending.
         if let Phase::Leading(lead) = &self.phase {
-            return Some(lead.next_renew);
+            return Some(if lead.started(now) {
+                lead.next_renew
+            } else {
+                lead.next_renew.min(lead.starts)
+            });
         }
         if self.need_get {
             return Some(self.not_before.max(now));
         }
-        let poll = self.polling.then_some(self.next_poll.max(self.not_before));
+        let poll = self.polls().then_some(self.next_poll.max(self.not_before));
         // While the watch fails, wake when it has failed for LD, to start polling.
         let start_polling = (!self.polling)
             .then(|| self.health.borrow().poll_from(self.cfg.lease_duration))
@@ -271,9 +279,11 @@ impl Machine {
             if now >= lead.next_renew {
                 self.renew().await?;
             }
+            // The leadership a create won takes effect.
+            self.publish();
             return Ok(());
         }
-        if self.need_get || (self.polling && now >= self.next_poll) {
+        if self.need_get || (self.polls() && now >= self.next_poll) {
             if now >= self.not_before {
                 self.refresh().await?;
             }
@@ -307,13 +317,24 @@ impl Machine {
         Ok(())
     }
 
-    /// Notes that we may miss changes from now on. A new spell out of touch begins (unless one is under way), so
-    /// the next answer or list counts as getting back in touch.
+    /// Notes that we may miss changes from now on, until the next answer or believed watch event.
     fn lose_touch(&mut self) {
-        if !self.out_of_touch {
-            self.out_of_touch = true;
-            self.contact_counted = false;
+        self.out_of_touch = true;
+    }
+
+    /// Whether we read the Lease with GET every RP: the watch cannot list, or it cannot see this Lease.
+    fn polls(&self) -> bool {
+        self.polling || self.unwatched
+    }
+
+    /// Notes whether the Lease that a GET found is outside the shared watch's view (see `unwatched`).
+    fn check_watched(&mut self) {
+        let gone = matches!(*self.seen.borrow(), Seen::Gone);
+        if gone && !self.unwatched {
+            info!(lease = %self.cfg.lease_name, period = ?self.cfg.retry_period, "the Lease exists but the watch does not show it (its labels no longer match the selector); polling it with GET every retry period until it is back");
+            self.schedule_poll();
         }
+        self.unwatched = gone;
     }
 
     /// Whether the shared watch is relisting while we rely on it: we are blind to new versions. What we know may
@@ -366,8 +387,11 @@ impl Machine {
         let seen = self.seen.borrow_and_update().clone();
         match seen {
             Seen::Unknown => {}
-            Seen::Present(lease, list) => {
-                self.observe(&lease, Source::Watch(list))?;
+            Seen::Present(lease, via) => {
+                self.unwatched = false;
+                self.confirm_start(&lease, via);
+                self.observe(&lease, Source::Watch(via.list))?;
+                self.publish();
             }
             // A leader's next renew tells whether the Lease is really gone; followers confirm with a GET, spread
             // like a takeover so that a deletion does not make every follower GET at the same instant.
@@ -375,6 +399,22 @@ impl Machine {
             Seen::Gone => self.spread_get(),
         }
         Ok(())
+    }
+
+    /// Brings the start of a leadership we acquired forward when the shared watch shows our term (see
+    /// `Lead::starts`).
+    fn confirm_start(&mut self, lease: &Lease, via: Via) {
+        let Phase::Leading(lead) = &mut self.phase else {
+            return;
+        };
+        let ours = record::holder(lease) == Some(self.me.as_str())
+            && record::transitions(lease) == lead.epoch
+            && lead.acquired.is_some()
+            && record::acquire_time(lease) == lead.acquired.as_ref();
+        if ours {
+            let proven = (via.unbroken_since + self.cfg.renew_deadline).max(Instant::now());
+            lead.starts = lead.starts.min(proven);
+        }
     }
 
     /// Asks for a GET at our rank's place in the takeover spread, so that news reaching every follower at once (a
@@ -400,24 +440,12 @@ impl Machine {
         {
             return Ok(false);
         }
-        // Back in touch: a new list, or the first answer after a failure. What it shows may be a restored
-        // backup that looks exactly like our last sight before we lost touch, so it counts as a sighting.
-        let reconnected = match source {
-            // A believed event of a working watch also ends a spell that a failed request began: the watch shows
-            // every change, and a restore cannot pass it unseen (it ends every watch).
-            Source::Watch(list) => {
-                let relisted = self.last_list.replace(list) != Some(list);
-                std::mem::take(&mut self.out_of_touch) || relisted
-            }
-            Source::Get | Source::Write => std::mem::take(&mut self.out_of_touch),
-        };
+        // An answer, or a believed event of a working watch, ends a spell out of touch. What it shows may be a
+        // restored backup that looks exactly like our last sight while a later leader, erased, still leads: a
+        // leadership we acquire takes effect only once such a leader has stopped (`Lead::starts`).
+        self.out_of_touch = false;
         let now = Instant::now();
         if self.cached.as_deref() == Some(lease) {
-            if reconnected && !self.contact_counted {
-                self.contact_counted = true;
-                self.term.observe_contact(now);
-                self.recheck_takeover(now, "back in touch, the Lease may still be held");
-            }
             return Ok(false);
         }
         self.check_collision(lease)?;
@@ -429,10 +457,6 @@ impl Machine {
         if sighting {
             self.check_cap(lease);
             self.term.observe(lease, now);
-            self.contact_counted = reconnected;
-        } else if reconnected && !self.contact_counted {
-            self.contact_counted = true;
-            self.term.observe_contact(now);
         }
         self.cached = Some(Arc::new(lease.clone()));
         if matches!(self.phase, Phase::Starting) {
@@ -486,26 +510,16 @@ impl Machine {
         }
     }
 
-    /// Records that the Lease is confirmed absent, by a GET: an answer, so it ends a spell out of touch.
-    ///
-    /// Absence seen on getting back in touch is a contact like any other: while we could not see, someone may have
-    /// created the Lease, led, and lost it to a deletion or a wipe, and such a leader stops within its RD. So it
-    /// keeps the Lease busy for our LD, once per spell. While the watch relists we are blind, and cannot see a
-    /// Lease created and erased again between two reads: its leader's last renew was sent before this read, so it
-    /// stops within RD of it (the candidates of one election share their timing), and every such read keeps the
-    /// Lease busy for RD. A new absence (the Lease was present) counts as the deletion's sighting anyway.
+    /// Records that the Lease is confirmed absent, by a GET: an answer, so it ends a spell out of touch. A new
+    /// absence (the Lease was present) is the deletion's sighting (`Term::observe_absent`). While we could not see,
+    /// someone may have created the Lease, led, and lost it to a deletion or a wipe; such a leader stops within RD
+    /// of its last renew, which is why a leadership we acquire takes effect RD after the answer unless the watch
+    /// proves sooner (`Lead::starts`).
     fn observe_absent(&mut self) {
         let now = Instant::now();
-        let reconnected = std::mem::take(&mut self.out_of_touch);
+        self.out_of_touch = false;
         if self.cached.is_some() {
-            self.contact_counted = reconnected;
             self.term.observe_absent(now);
-        } else if reconnected && !self.contact_counted {
-            self.contact_counted = true;
-            self.term.keep_busy(now + self.cfg.lease_duration);
-        } else if self.relisting() {
-            self.term.keep_busy(now + self.cfg.renew_deadline);
-            self.hub.want_relist();
         }
         self.cached = None;
         self.floor = None;
@@ -573,7 +587,9 @@ impl Machine {
     fn publish(&self) {
         let holder = self.term.holder().map(str::to_owned);
         let next = match &self.phase {
-            Phase::Leading(lead) => ElectionState::Leading(lead.guard.clone()),
+            Phase::Leading(lead) if lead.started(Instant::now()) => {
+                ElectionState::Leading(lead.guard.clone())
+            }
             Phase::CoolingDown { .. } => ElectionState::CoolingDown { holder },
             _ => ElectionState::Following { holder },
         };
@@ -621,15 +637,19 @@ impl Machine {
             _ => self.request_timeout(),
         };
         let after_conflict = std::mem::take(&mut self.after_conflict);
-        if self.polling {
+        if self.polls() {
             self.schedule_poll();
         }
         match self.api.get(timeout).await {
             Ok(found) => {
                 self.need_get = false;
                 let new = match found {
-                    Some(lease) => self.observe(&lease, Source::Get)?,
+                    Some(lease) => {
+                        self.check_watched();
+                        self.observe(&lease, Source::Get)?
+                    }
                     None => {
+                        self.unwatched = false;
                         let was_present = self.cached.is_some();
                         self.observe_absent();
                         was_present
@@ -663,13 +683,15 @@ impl Machine {
         let timeout = self.request_timeout();
         let sent = self.clock.now();
         let sent_at = Instant::now();
-        let result = if self.cached.is_some() {
-            self.api.replace(&body, timeout).await
-        } else {
+        let creates = self.cached.is_none();
+        let result = if creates {
             self.api.create(&body, timeout).await
+        } else {
+            self.api.replace(&body, timeout).await
         };
         match result {
             Ok(lease) => {
+                let starts = Instant::now() + self.cfg.renew_deadline;
                 self.backoff.reset();
                 self.create_refusal_logged = false;
                 let guard = Leadership::new(
@@ -682,11 +704,12 @@ impl Machine {
                     self.cfg.renew_deadline,
                 );
                 if guard.is_current() {
-                    info!(lease = %self.cfg.lease_name, epoch, "acquired");
+                    info!(lease = %self.cfg.lease_name, epoch, created = creates, "acquired");
                     self.need_get = false;
                     self.phase = Phase::Leading(Lead {
                         guard,
                         epoch,
+                        starts,
                         acquired: record::acquire_time(&lease).cloned(),
                         next_renew: sent_at + self.cfg.retry_period,
                         // A leader retries every RP (with jitter), never slower: it has until RD.
@@ -834,6 +857,15 @@ impl Machine {
             self.publish();
             return;
         };
+        if !lead.started(Instant::now()) {
+            // A leader of an erased Lease may still be at work: freeing the Lease early would let a third candidate
+            // lead beside it. Let our term run out instead.
+            lead.guard.end();
+            info!(lease = %self.cfg.lease_name, epoch = lead.epoch, "leaving a Lease we created before leading; it will expire");
+            self.phase = Phase::Following;
+            self.publish();
+            return;
+        }
         let epoch = lead.epoch;
         lead.guard.end();
         info!(lease = %self.cfg.lease_name, epoch, "leadership ended for release");
@@ -897,6 +929,13 @@ impl Machine {
                 }
             }
         }
+    }
+}
+
+impl Lead {
+    /// Whether the leadership has taken effect by `now`.
+    fn started(&self, now: Instant) -> bool {
+        now >= self.starts
     }
 }
 

@@ -37,11 +37,7 @@ use kube::{
         watcher::{self, Event, watcher},
     },
 };
-use tokio::{
-    sync::{Notify, watch},
-    task::JoinHandle,
-    time::Instant,
-};
+use tokio::{sync::watch, task::JoinHandle, time::Instant};
 use tracing::{debug, error, info, warn};
 
 use crate::{backoff::Backoff, random::Random};
@@ -58,19 +54,28 @@ pub const SILENCE: Duration = Duration::from_secs(120);
 pub(crate) enum Seen {
     /// The first list has not completed yet.
     Unknown,
-    /// The latest version from the watch or a list, with the number of the list it came from (or followed):
-    /// versions are comparable by resourceVersion only within one list and its watch, since a relist may
-    /// follow a restore that rewound resourceVersions.
-    Present(Arc<Lease>, u64),
+    /// The latest version from the watch or a list, with where it came from.
+    Present(Arc<Lease>, Via),
     /// A `DELETED` event, or absent from a list. Unconfirmed: check with a GET before acting on it.
     Gone,
+}
+
+/// Where a version seen by the shared watch came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Via {
+    /// The number of the list it came from (or followed): versions are comparable by resourceVersion only within
+    /// one list and its watch, since a relist may follow a restore that rewound resourceVersions.
+    pub(crate) list: u64,
+    /// Since when the request that delivered it has been open without a break: the watch request's answer, or the
+    /// list's. No restart, wipe or restore of the server happened after this instant, since each drops every
+    /// connection.
+    pub(crate) unbroken_since: Instant,
 }
 
 /// One shared watch. Dropping the last reference stops it.
 pub(crate) struct Hub {
     table: Arc<Mutex<Table>>,
     health: watch::Receiver<Health>,
-    relist_wanted: Arc<Notify>,
     task: JoinHandle<()>,
 }
 
@@ -114,8 +119,6 @@ impl Hub {
         let watched = Arc::clone(&table);
         let (health_tx, health) = watch::channel(Health::default());
         let (namespace, selector) = (namespace.to_owned(), selector.to_owned());
-        let relist_wanted = Arc::new(Notify::new());
-        let wanted = Arc::clone(&relist_wanted);
         let task = tokio::spawn(async move {
             let outcome = AssertUnwindSafe(run(
                 client,
@@ -123,7 +126,6 @@ impl Hub {
                 selector.clone(),
                 Arc::clone(&watched),
                 health_tx,
-                wanted,
                 random,
             ))
             .catch_unwind()
@@ -145,16 +147,8 @@ impl Hub {
         Self {
             table,
             health,
-            relist_wanted,
             task,
         }
-    }
-
-    /// Asks a relist that is waiting out its backoff to start now. An elector calls this when a takeover of an
-    /// absent Lease is due: it creates the Lease only once the watch is back, and the backoff (grown by a server
-    /// that lost its history several times in a row) must not hold the election up. Lost when no relist waits.
-    pub(crate) fn want_relist(&self) {
-        self.relist_wanted.notify_waiters();
     }
 
     /// The watch's health: whether electors should poll instead of waiting for it.
@@ -227,7 +221,6 @@ async fn run(
     selector: String,
     table: Arc<Mutex<Table>>,
     health: watch::Sender<Health>,
-    relist_wanted: Arc<Notify>,
     random: Random,
 ) {
     let activity = tap::Activity::new();
@@ -291,7 +284,12 @@ async fn run(
                     listing
                         .get_or_insert_with(HashSet::new)
                         .insert(name.clone());
-                    lock().publish(name, Seen::Present(Arc::new(lease), session));
+                    let via = Via {
+                        list: session,
+                        // The list was answered by now, after anything that erased history before it.
+                        unbroken_since: Instant::now(),
+                    };
+                    lock().publish(name, Seen::Present(Arc::new(lease), via));
                 }
                 Some(Ok(Event::InitDone)) => {
                     lock().listed(&listing.take().unwrap_or_default());
@@ -301,7 +299,11 @@ async fn run(
                     }
                 }
                 Some(Ok(Event::Apply(lease))) => {
-                    lock().publish(lease.name_any(), Seen::Present(Arc::new(lease), session));
+                    let via = Via {
+                        list: session,
+                        unbroken_since: activity.watch_opened(),
+                    };
+                    lock().publish(lease.name_any(), Seen::Present(Arc::new(lease), via));
                 }
                 Some(Ok(Event::Delete(lease))) => lock().publish(lease.name_any(), Seen::Gone),
                 Some(Err(err)) if health::is_watch_forbidden(&err) => {
@@ -339,12 +341,7 @@ async fn run(
         if listed_at.is_some_and(|t| t.elapsed() >= RELIST_SETTLED) {
             relist_backoff.reset();
         }
-        let delay = relist_backoff.next_delay();
-        tokio::select! {
-            biased;
-            () = tokio::time::sleep(delay) => {}
-            () = relist_wanted.notified() => debug!(%namespace, %selector, "an election needs the list; relisting before the backoff ends"),
-        }
+        tokio::time::sleep(relist_backoff.next_delay()).await;
     }
 }
 
@@ -445,7 +442,11 @@ mod tests {
     #[test]
     fn listing_marks_the_unlisted_gone_once() {
         let mut t = Table::default();
-        t.publish("a".into(), Seen::Present(Arc::new(Lease::default()), 1));
+        let via = Via {
+            list: 1,
+            unbroken_since: Instant::now(),
+        };
+        t.publish("a".into(), Seen::Present(Arc::new(Lease::default()), via));
         let rx_b = {
             t.slots
                 .insert("b".into(), watch::Sender::new(Seen::Unknown));

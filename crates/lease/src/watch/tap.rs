@@ -16,24 +16,53 @@ use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use kube::{Client, client::Body};
 use tokio::time::Instant;
 
-/// The time the last response-body frame arrived.
+/// The time the last response-body frame arrived, and the time the latest watch request was answered.
 #[derive(Clone, Debug)]
-pub(crate) struct Activity(Arc<Mutex<Instant>>);
+pub(crate) struct Activity(Arc<Mutex<Times>>);
+
+#[derive(Clone, Copy, Debug)]
+struct Times {
+    last: Instant,
+    watch_opened: Instant,
+}
 
 impl Activity {
     pub(crate) fn new() -> Self {
-        Self(Arc::new(Mutex::new(Instant::now())))
+        let now = Instant::now();
+        Self(Arc::new(Mutex::new(Times {
+            last: now,
+            watch_opened: now,
+        })))
+    }
+
+    fn times(&self) -> std::sync::MutexGuard<'_, Times> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Notes activity now.
     pub(crate) fn touch(&self) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        self.times().last = Instant::now();
     }
 
     /// When the last activity was.
     pub(crate) fn last(&self) -> Instant {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.times().last
     }
+
+    /// When the latest watch request (a first watch, or a re-open after the server ended one) was answered. An
+    /// event that reaches the watcher now came through that request, which has stayed open since: a server that
+    /// restarts or is restored from a backup drops every connection, so nothing erased the Lease's history after
+    /// this instant without ending the watch.
+    pub(crate) fn watch_opened(&self) -> Instant {
+        self.times().watch_opened
+    }
+}
+
+/// Whether a request opens a watch (kube-rs writes `watch=true`; `watch=1` is the other spelling the API accepts).
+fn is_watch(req: &http::Request<Body>) -> bool {
+    req.uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
 }
 
 /// A client that sends through `inner` and touches `activity` on every response-body frame.
@@ -62,8 +91,12 @@ impl tower::Service<http::Request<Body>> for Tap {
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let inner = self.inner.clone();
         let activity = self.activity.clone();
+        let watch = is_watch(&req);
         Box::pin(async move {
             let res = inner.send(req).await?;
+            if watch {
+                activity.times().watch_opened = Instant::now();
+            }
             Ok(res.map(|body| {
                 body.map_frame(move |frame| {
                     if frame.is_data() {

@@ -18,6 +18,8 @@ pub struct Interval {
     /// Its holder identity.
     pub identity: String,
     pub epoch: u64,
+    /// When the server first stored this epoch under this holder (the acquire's write); at most `start`.
+    pub written: Duration,
     pub start: Duration,
     /// `None`: still current at the end of the run.
     pub end: Option<Duration>,
@@ -54,7 +56,9 @@ const BUSY: u32 = 100;
 const WARM_UP: Duration = Duration::from_secs(60);
 
 /// (a) and (b): no overlap between guards, epochs strictly increasing in order of start (across no history
-/// loss: `losses` are the times the Lease's history was lost).
+/// loss: `losses` are the times the Lease's history was lost). An epoch is in the history from its write, which
+/// may come before the leadership takes effect; a loss after the earlier epoch's write and before the later
+/// one's excuses the later one.
 pub fn safety(intervals: &[Interval], end_of_run: Duration, losses: &[Duration]) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut sorted: Vec<&Interval> = intervals.iter().collect();
@@ -91,7 +95,7 @@ pub fn safety(intervals: &[Interval], end_of_run: Duration, losses: &[Duration])
     for pair in sorted.windows(2) {
         let lost = losses
             .iter()
-            .any(|t| pair[0].start < *t && *t <= pair[1].start);
+            .any(|t| pair[0].written < *t && *t <= pair[1].written);
         if !lost && pair[1].epoch <= pair[0].epoch {
             out.push(Violation {
                 invariant: 'b',

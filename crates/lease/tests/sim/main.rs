@@ -6,7 +6,8 @@
 //! - `cargo test -p leasehold-lease --test sim` runs `SIM_SEEDS` seeds (default 2,000) from `SIM_FIRST_SEED`
 //!   (default 0) on every core and fails with the first failing seed's trace.
 //! - `SIM_KEEP_GOING=1` runs every seed even after a failure, and prints one line per failing seed.
-//! - `SIM_SEED=<seed> make sim-replay` replays one seed and prints its whole trace.
+//! - `SIM_SEED=<seed> make sim-replay` replays one seed and prints its whole trace; with
+//!   `SIM_LOG=leasehold_lease=debug` also the electors' own logs, on stderr.
 //!
 //! Exact replay needs tokio's own generator seeded, which only a build with `--cfg tokio_unstable` allows; the
 //! Makefile builds the simulation so, in its own target directory (`target/sim`), and leaves the product's builds
@@ -71,6 +72,26 @@ fn report(o: &world::Outcome, tail: usize) -> String {
     s
 }
 
+/// Prints the elector's own logs (`SIM_LOG=leasehold_lease=debug`) while one seed replays, stamped with the virtual
+/// time since the first line, so they interleave with the trace by their times.
+fn log_to_stderr(filter: &str) {
+    struct Virtual(std::sync::OnceLock<tokio::time::Instant>);
+    impl tracing_subscriber::fmt::time::FormatTime for Virtual {
+        fn format_time(
+            &self,
+            w: &mut tracing_subscriber::fmt::format::Writer<'_>,
+        ) -> std::fmt::Result {
+            let start = *self.0.get_or_init(tokio::time::Instant::now);
+            write!(w, "[{:>9.3}]", start.elapsed().as_secs_f64())
+        }
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_timer(Virtual(std::sync::OnceLock::new()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 #[test]
 fn seeds_keep_every_invariant() {
     if let Ok(seed) = std::env::var("SIM_SEED") {
@@ -78,6 +99,9 @@ fn seeds_keep_every_invariant() {
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("SIM_SEED={seed:?} is not a whole number"));
+        if let Ok(filter) = std::env::var("SIM_LOG") {
+            log_to_stderr(&filter);
+        }
         let o = world::run(seed);
         for l in &o.trace {
             println!("{l}");

@@ -341,12 +341,65 @@ fn a_slow_relist_does_not_stall_the_takeover() {
     }
 }
 
+#[test]
+fn a_takeover_through_a_silent_watch_waits_out_a_leader_that_a_restore_erased() {
+    // Every watch goes silent (no events, no error) just after the leader's renewal at 8.046 s, and a backup is
+    // taken before the next one, so it holds exactly the version the followers saw last. The leader renews on
+    // until the restore at 11.1 s erases those renewals. To the followers, whose term runs out at about 11 s, the
+    // restored Lease is the one they saw, unrenewed: their takeover succeeds while the leader still leads until its
+    // next write is refused. A takeover whose watch cannot show its own write leads only RD after the answer.
+    for seed in 1..=4 {
+        let silence_ends = 14.1;
+        let o = run(
+            seed,
+            3,
+            vec![
+                at(8.1, 6.0, Fault::SilentWatches { who: 0 }),
+                at(8.1, 6.0, Fault::SilentWatches { who: 1 }),
+                at(8.1, 6.0, Fault::SilentWatches { who: 2 }),
+                at(8.2, 0.0, Fault::Snapshot),
+                at(11.1, 0.0, Fault::Restore { bumped: true }),
+            ],
+        );
+        assert_clean(&o);
+        assert_leader_by(&o, secs(silence_ends) + bound() + secs(1.0));
+    }
+}
+
+#[test]
+fn a_lease_that_left_the_watch_is_polled_so_a_longer_term_is_seen_in_time() {
+    // The leader crashes with a third party's 100 s term on its Lease; then the Lease loses our label, so the
+    // label-selected watch no longer shows it, and nobody's write puts the label back. At 50 s the third party
+    // writes a 120 s term. Followers that waited for the watch would see it only at the relist two minutes after the
+    // label went, and wait 120 s from then: far past the 120 s from the write that the bound allows.
+    let (crash, write) = (5.0, 50.0);
+    let o = run(
+        5,
+        3,
+        vec![
+            at(crash, 400.0, leader(Fault::Crash { who: 0 })),
+            at(6.0, 0.0, Fault::Duration { seconds: 100 }),
+            at(7.0, 0.0, Fault::LabelRemoved),
+            at(write, 0.0, Fault::Duration { seconds: 120 }),
+        ],
+    );
+    assert_clean(&o);
+    assert!(
+        started_between(&o, secs(crash), secs(write) + secs(120.0)).is_empty(),
+        "the longer term is waited out\n{}",
+        crate::report(&o, 40)
+    );
+    assert_leader_by(&o, secs(write) + secs(120.0) + bound() + secs(1.0));
+}
+
 /// Seeds that broke an invariant once, found by `make sim` beyond the 2,000 seeds `make test` runs (the note on
 /// issue 11 says which rule each one forced). They replay line for line only in the `--cfg tokio_unstable` build
 /// the Makefile makes; elsewhere they still run as plans.
-const ONCE_FAILED: [u64; 25] = [
+const ONCE_FAILED: [u64; 41] = [
     3645, 5128, 6713, 8053, 8490, 10648, 11186, 18992, 19061, 20889, 22974, 23370, 23380, 25346,
-    27320, 27621, 32132, 38358, 38435, 43486, 44168, 44296, 46281, 69293, 96808,
+    27320, 27621, 29322, 32132, 37791, 38358, 38435, 43486, 44168, 44296, 44766, 46281, 52609,
+    54999, 69293, 96808, 101251, 147191, 148274, 187035, 201823, 233074, 242210, 249994, 254601,
+    257272, 298392,
 ];
 
 #[test]

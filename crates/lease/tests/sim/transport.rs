@@ -51,6 +51,16 @@ pub struct Net {
     /// restart was on a connection that died with the server, so it fails instead of arriving later.
     server_generation: std::sync::atomic::AtomicU64,
     trace: Trace,
+    /// When each (holder, epoch) last entered the Lease's history: a create, or a write that changed the holder or
+    /// the epoch. A leadership that takes effect later (see the elector's `Lead::starts`) still dates from it.
+    written: Mutex<Written>,
+}
+
+/// See `Net::written`.
+#[derive(Default)]
+struct Written {
+    at: BTreeMap<(String, u64), Duration>,
+    last: Option<(String, u64)>,
 }
 
 impl Net {
@@ -61,7 +71,35 @@ impl Net {
             watch_generation: watch::Sender::new(0),
             server_generation: std::sync::atomic::AtomicU64::new(0),
             trace,
+            written: Mutex::default(),
         })
+    }
+
+    /// When `epoch` under `holder` last entered the Lease's history by a candidate's successful write.
+    pub fn written(&self, holder: &str, epoch: u64) -> Option<Duration> {
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .at
+            .get(&(holder.to_owned(), epoch))
+            .copied()
+    }
+
+    fn note_written(&self, verb: &str, body: &[u8]) {
+        let Ok(l) = serde_json::from_slice::<Lease>(body) else {
+            return;
+        };
+        let spec = l.spec.unwrap_or_default();
+        let key = (
+            spec.holder_identity.unwrap_or_default(),
+            u64::try_from(spec.lease_transitions.unwrap_or_default()).unwrap_or(0),
+        );
+        let now = self.trace.now();
+        let mut w = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        if verb == "POST" || w.last.as_ref() != Some(&key) {
+            w.at.insert(key.clone(), now);
+        }
+        w.last = Some(key);
     }
 
     /// Puts a request-level fault in force under `id` until [`Net::lift`].
@@ -414,6 +452,9 @@ where
     let bytes = body.collect().await.map_err(Into::into)?.to_bytes();
     net.trace
         .log(describe(&proc.name, &k.verb, parts.status.as_u16(), &bytes));
+    if k.write && parts.status.is_success() {
+        net.note_written(&k.verb, &bytes);
+    }
     if lose {
         if net.chance(0.5) {
             net.trace.log(format!(

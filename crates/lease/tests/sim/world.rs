@@ -227,6 +227,7 @@ impl World {
             identity.holder(),
             self.trace.clone(),
             Arc::clone(&self.intervals),
+            Arc::clone(&self.net),
         ));
         Process {
             proc,
@@ -500,6 +501,7 @@ async fn observe(
     identity: String,
     trace: Trace,
     intervals: Arc<Mutex<Vec<Interval>>>,
+    net: Arc<Net>,
 ) {
     let mut state = handle.state();
     let mut observations = handle.observations();
@@ -531,6 +533,9 @@ async fn observe(
                         process: proc.name.clone(),
                         identity: identity.clone(),
                         epoch: l.epoch(),
+                        written: net
+                            .written(&identity, l.epoch())
+                            .unwrap_or_else(|| trace.now()),
                         start: trace.now(),
                         end: None,
                     });
