@@ -99,6 +99,13 @@ impl Term {
         self.holder = None;
     }
 
+    /// Records that the Lease is confirmed absent at `now` after the shared watch reported a deletion of a version
+    /// we never observed (the watch keeps only the latest news, so a create and a delete can pass while we wait on
+    /// a request). Its holder may still be acting, so the deletion costs our LD from `now`, as a deletion we saw.
+    pub(crate) fn observe_missed_deletion(&mut self, now: Instant) {
+        self.keep_busy(now + self.our_ld);
+    }
+
     /// Keeps the Lease busy until at least `until`. Never shortens the term.
     fn keep_busy(&mut self, until: Instant) {
         self.busy_until = self.busy_until.max(until);

@@ -125,6 +125,9 @@ pub(crate) struct Machine {
     in_relist: bool,
     /// Whether we poll with GET instead of relying on the watch, and when the next poll is due.
     polling: bool,
+    /// The shared watch reported a deletion while we held no version: a version we never saw came and went (the
+    /// watch keeps only the latest news). The GET that confirms the absence counts it as a deletion.
+    missed_deletion: bool,
     /// A GET found the Lease while the shared watch shows it gone: a third party removed our label, so the
     /// label-selected watch no longer shows its changes. We poll it like `polling` until the watch shows it again
     /// (a leader's next write puts the label back), so that a change made meanwhile is seen within RP, not at the
@@ -176,6 +179,7 @@ impl Machine {
             in_relist: false,
             polling: false,
             unwatched: false,
+            missed_deletion: false,
             next_poll: Instant::now(),
             cap_logged: false,
             cmds,
@@ -396,7 +400,14 @@ impl Machine {
             // A leader's next renew tells whether the Lease is really gone; followers confirm with a GET, spread
             // like a takeover so that a deletion does not make every follower GET at the same instant.
             Seen::Gone if matches!(self.phase, Phase::Leading(_)) => {}
-            Seen::Gone => self.spread_get(),
+            Seen::Gone => {
+                // At the first list, absence is just what the list found; later, with no version held, it is news
+                // of a version we never saw.
+                if self.cached.is_none() && !matches!(self.phase, Phase::Starting) {
+                    self.missed_deletion = true;
+                }
+                self.spread_get();
+            }
         }
         Ok(())
     }
@@ -444,6 +455,7 @@ impl Machine {
         // restored backup that looks exactly like our last sight while a later leader, erased, still leads: a
         // leadership we acquire takes effect only once such a leader has stopped (`Lead::starts`).
         self.out_of_touch = false;
+        self.missed_deletion = false;
         let now = Instant::now();
         if self.cached.as_deref() == Some(lease) {
             return Ok(false);
@@ -520,6 +532,8 @@ impl Machine {
         self.out_of_touch = false;
         if self.cached.is_some() {
             self.term.observe_absent(now);
+        } else if std::mem::take(&mut self.missed_deletion) {
+            self.term.observe_missed_deletion(now);
         }
         self.cached = None;
         self.floor = None;
