@@ -125,8 +125,11 @@ pub(crate) struct Machine {
     in_relist: bool,
     /// Whether we poll with GET instead of relying on the watch, and when the next poll is due.
     polling: bool,
-    /// The shared watch reported a deletion while we held no version: a version we never saw came and went (the
-    /// watch keeps only the latest news). The GET that confirms the absence counts it as a deletion.
+    /// How many versions of our Lease the shared watch had published when we last took its news.
+    versions_taken: u64,
+    /// The shared watch reported a deletion after a version we never took, while we held none: it came and went
+    /// while we were busy (the watch keeps only the latest news). The GET that confirms the absence counts it as a
+    /// deletion.
     missed_deletion: bool,
     /// A GET found the Lease while the shared watch shows it gone: a third party removed our label, so the
     /// label-selected watch no longer shows its changes. We poll it like `polling` until the watch shows it again
@@ -179,6 +182,7 @@ impl Machine {
             in_relist: false,
             polling: false,
             unwatched: false,
+            versions_taken: 0,
             missed_deletion: false,
             next_poll: Instant::now(),
             cap_logged: false,
@@ -333,7 +337,7 @@ impl Machine {
 
     /// Notes whether the Lease that a GET found is outside the shared watch's view (see `unwatched`).
     fn check_watched(&mut self) {
-        let gone = matches!(*self.seen.borrow(), Seen::Gone);
+        let gone = matches!(*self.seen.borrow(), Seen::Gone { .. });
         if gone && !self.unwatched {
             info!(lease = %self.cfg.lease_name, period = ?self.cfg.retry_period, "the Lease exists but the watch does not show it (its labels no longer match the selector); polling it with GET every retry period until it is back");
             self.schedule_poll();
@@ -392,6 +396,7 @@ impl Machine {
         match seen {
             Seen::Unknown => {}
             Seen::Present(lease, via) => {
+                self.versions_taken = via.seq;
                 self.unwatched = false;
                 self.confirm_start(&lease, via);
                 self.observe(&lease, Source::Watch(via.list))?;
@@ -399,13 +404,12 @@ impl Machine {
             }
             // A leader's next renew tells whether the Lease is really gone; followers confirm with a GET, spread
             // like a takeover so that a deletion does not make every follower GET at the same instant.
-            Seen::Gone if matches!(self.phase, Phase::Leading(_)) => {}
-            Seen::Gone => {
-                // At the first list, absence is just what the list found; later, with no version held, it is news
-                // of a version we never saw.
-                if self.cached.is_none() && !matches!(self.phase, Phase::Starting) {
+            Seen::Gone { .. } if matches!(self.phase, Phase::Leading(_)) => {}
+            Seen::Gone { after } => {
+                if after > self.versions_taken && self.cached.is_none() {
                     self.missed_deletion = true;
                 }
+                self.versions_taken = after;
                 self.spread_get();
             }
         }

@@ -57,7 +57,11 @@ pub(crate) enum Seen {
     /// The latest version from the watch or a list, with where it came from.
     Present(Arc<Lease>, Via),
     /// A `DELETED` event, or absent from a list. Unconfirmed: check with a GET before acting on it.
-    Gone,
+    Gone {
+        /// How many versions of this Lease the hub had published before: an elector that took fewer missed one
+        /// (the channel keeps only the latest news), so a version it never saw came and went.
+        after: u64,
+    },
 }
 
 /// Where a version seen by the shared watch came from.
@@ -70,6 +74,8 @@ pub(crate) struct Via {
     /// list's. No restart, wipe or restore of the server happened after this instant, since each drops every
     /// connection.
     pub(crate) unbroken_since: Instant,
+    /// This is the hub's `seq`-th published version of this Lease (set by the table).
+    pub(crate) seq: u64,
 }
 
 /// One shared watch. Dropping the last reference stops it.
@@ -83,9 +89,25 @@ pub(crate) struct Hub {
 struct Table {
     synced: bool,
     slots: HashMap<String, watch::Sender<Seen>>,
+    /// How many versions of each Lease have been published.
+    published: HashMap<String, u64>,
 }
 
 impl Table {
+    /// Publishes a version of `name`.
+    fn present(&mut self, name: String, lease: Arc<Lease>, mut via: Via) {
+        let n = self.published.entry(name.clone()).or_default();
+        *n += 1;
+        via.seq = *n;
+        self.publish(name, Seen::Present(lease, via));
+    }
+
+    /// Publishes a deletion of `name`.
+    fn gone(&mut self, name: String) {
+        let after = self.published.get(&name).copied().unwrap_or(0);
+        self.publish(name, Seen::Gone { after });
+    }
+
     fn publish(&mut self, name: String, seen: Seen) {
         match self.slots.get(&name) {
             Some(slot) => {
@@ -102,9 +124,10 @@ impl Table {
         self.synced = true;
         for (name, slot) in &self.slots {
             if !names.contains(name) {
+                let after = self.published.get(name).copied().unwrap_or(0);
                 slot.send_if_modified(|s| {
-                    let changed = !matches!(s, Seen::Gone);
-                    *s = Seen::Gone;
+                    let changed = !matches!(s, Seen::Gone { .. });
+                    *s = Seen::Gone { after };
                     changed
                 });
             }
@@ -160,7 +183,9 @@ impl Hub {
     pub(crate) fn subscribe(&self, name: &str) -> watch::Receiver<Seen> {
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         let initial = if table.synced {
-            Seen::Gone
+            Seen::Gone {
+                after: table.published.get(name).copied().unwrap_or(0),
+            }
         } else {
             Seen::Unknown
         };
@@ -288,8 +313,9 @@ async fn run(
                         list: session,
                         // The list was answered by now, after anything that erased history before it.
                         unbroken_since: Instant::now(),
+                        seq: 0,
                     };
-                    lock().publish(name, Seen::Present(Arc::new(lease), via));
+                    lock().present(name, Arc::new(lease), via);
                 }
                 Some(Ok(Event::InitDone)) => {
                     lock().listed(&listing.take().unwrap_or_default());
@@ -302,10 +328,11 @@ async fn run(
                     let via = Via {
                         list: session,
                         unbroken_since: activity.watch_opened(),
+                        seq: 0,
                     };
-                    lock().publish(lease.name_any(), Seen::Present(Arc::new(lease), via));
+                    lock().present(lease.name_any(), Arc::new(lease), via);
                 }
-                Some(Ok(Event::Delete(lease))) => lock().publish(lease.name_any(), Seen::Gone),
+                Some(Ok(Event::Delete(lease))) => lock().gone(lease.name_any()),
                 Some(Err(err)) if health::is_watch_forbidden(&err) => {
                     if !health.borrow().forbidden {
                         warn!(%namespace, %selector, error = %err, "the Lease watch is forbidden (no list or watch permission on leases); electors poll the Lease with GET instead, and the watch is retried every {:?}", health::FORBIDDEN_RETRY);
@@ -409,7 +436,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(server.lists.load(SeqCst), 1);
         assert!(
-            matches!(*rx.borrow(), Seen::Gone),
+            matches!(*rx.borrow(), Seen::Gone { .. }),
             "listed without it: absent"
         );
         // The watcher re-opens the silent watch by itself (timeout + 5 s), without relisting ...
@@ -445,8 +472,9 @@ mod tests {
         let via = Via {
             list: 1,
             unbroken_since: Instant::now(),
+            seq: 0,
         };
-        t.publish("a".into(), Seen::Present(Arc::new(Lease::default()), via));
+        t.present("a".into(), Arc::new(Lease::default()), via);
         let rx_b = {
             t.slots
                 .insert("b".into(), watch::Sender::new(Seen::Unknown));
@@ -454,7 +482,7 @@ mod tests {
         };
         t.listed(&HashSet::from(["a".to_owned()]));
         assert!(t.synced);
-        assert!(matches!(*rx_b.borrow(), Seen::Gone));
+        assert!(matches!(*rx_b.borrow(), Seen::Gone { after: 0 }));
         assert!(rx_b.has_changed().unwrap());
         let mut rx_b = rx_b;
         rx_b.borrow_and_update();

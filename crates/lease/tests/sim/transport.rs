@@ -51,16 +51,17 @@ pub struct Net {
     /// restart was on a connection that died with the server, so it fails instead of arriving later.
     server_generation: std::sync::atomic::AtomicU64,
     trace: Trace,
-    /// When each (holder, epoch) last entered the Lease's history: a create, or a write that changed the holder or
-    /// the epoch. A leadership that takes effect later (see the elector's `Lead::starts`) still dates from it.
+    /// When each (holder, epoch) last entered the Lease's history: a create, or a write with a new acquireTime (an
+    /// acquire; renewals keep it). A leadership that takes effect later (see the elector's `Lead::starts`) still
+    /// dates from it.
     written: Mutex<Written>,
 }
 
 /// See `Net::written`.
 #[derive(Default)]
 struct Written {
-    at: BTreeMap<(String, u64), Duration>,
-    last: Option<(String, u64)>,
+    /// (holder, epoch) → (its acquireTime, when it was written).
+    at: BTreeMap<(String, u64), (Option<String>, Duration)>,
 }
 
 impl Net {
@@ -82,7 +83,7 @@ impl Net {
             .unwrap_or_else(PoisonError::into_inner)
             .at
             .get(&(holder.to_owned(), epoch))
-            .copied()
+            .map(|(_, at)| *at)
     }
 
     fn note_written(&self, verb: &str, body: &[u8]) {
@@ -94,12 +95,12 @@ impl Net {
             spec.holder_identity.unwrap_or_default(),
             u64::try_from(spec.lease_transitions.unwrap_or_default()).unwrap_or(0),
         );
+        let acquired = spec.acquire_time.map(|t| t.0.to_string());
         let now = self.trace.now();
         let mut w = self.written.lock().unwrap_or_else(PoisonError::into_inner);
-        if verb == "POST" || w.last.as_ref() != Some(&key) {
-            w.at.insert(key.clone(), now);
+        if verb == "POST" || w.at.get(&key).is_none_or(|(a, _)| *a != acquired) {
+            w.at.insert(key, (acquired, now));
         }
-        w.last = Some(key);
     }
 
     /// Puts a request-level fault in force under `id` until [`Net::lift`].
