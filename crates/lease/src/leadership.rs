@@ -74,9 +74,10 @@ impl Leadership {
         }
     }
 
-    /// The fencing epoch: the Lease's `leaseTransitions` after our acquisition. Every acquisition of a Lease
-    /// gets a higher epoch than the one before, even across deletion of the Lease, so downstream systems can
-    /// reject writes from an older leader.
+    /// The fencing epoch: the Lease's `leaseTransitions` after our acquisition. Every acquisition gets a higher
+    /// epoch than any this process has seen on the Lease, also across its deletion, so downstream systems can
+    /// reject writes from an older leader. A deletion or a wipe erases the count on the server: a process that never
+    /// saw the last epoch before it (one started since, say) cannot know it, so fence with the holder too.
     #[must_use]
     pub fn epoch(&self) -> u64 {
         self.inner.epoch

@@ -287,7 +287,7 @@ impl Machine {
             if now >= lead.next_renew {
                 self.renew().await?;
             }
-            // The leadership a create won takes effect.
+            // A leadership we acquired takes effect once `starts` has passed.
             self.publish();
             return Ok(());
         }
@@ -879,7 +879,7 @@ impl Machine {
             // A leader of an erased Lease may still be at work: freeing the Lease early would let a third candidate
             // lead beside it. Let our term run out instead.
             lead.guard.end();
-            info!(lease = %self.cfg.lease_name, epoch = lead.epoch, "leaving a Lease we created before leading; it will expire");
+            info!(lease = %self.cfg.lease_name, epoch = lead.epoch, "leaving a Lease we acquired before our leadership took effect; it will expire");
             self.phase = Phase::Following;
             self.publish();
             return;
