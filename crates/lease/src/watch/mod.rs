@@ -74,7 +74,7 @@ pub(crate) struct Via {
     /// list's. No restart, wipe or restore of the server happened after this instant, since each drops every
     /// connection.
     pub(crate) unbroken_since: Instant,
-    /// This is the hub's `seq`-th published version of this Lease (set by the table).
+    /// This is the hub's `seq`-th published version of this Lease.
     pub(crate) seq: u64,
 }
 
@@ -94,18 +94,28 @@ struct Table {
 }
 
 impl Table {
-    /// Publishes a version of `name`.
-    fn present(&mut self, name: String, lease: Arc<Lease>, mut via: Via) {
+    /// Publishes a version of `name` from list `list`, delivered by a request open since `unbroken_since`.
+    fn present(&mut self, name: String, lease: Arc<Lease>, list: u64, unbroken_since: Instant) {
         let n = self.published.entry(name.clone()).or_default();
         *n += 1;
-        via.seq = *n;
+        let via = Via {
+            list,
+            unbroken_since,
+            seq: *n,
+        };
         self.publish(name, Seen::Present(lease, via));
     }
 
     /// Publishes a deletion of `name`.
     fn gone(&mut self, name: String) {
-        let after = self.published.get(&name).copied().unwrap_or(0);
-        self.publish(name, Seen::Gone { after });
+        let gone = self.gone_after(&name);
+        self.publish(name, gone);
+    }
+
+    /// What a deletion of `name` reports: how many versions came before it.
+    fn gone_after(&self, name: &str) -> Seen {
+        let after = self.published.get(name).copied().unwrap_or(0);
+        Seen::Gone { after }
     }
 
     fn publish(&mut self, name: String, seen: Seen) {
@@ -124,10 +134,10 @@ impl Table {
         self.synced = true;
         for (name, slot) in &self.slots {
             if !names.contains(name) {
-                let after = self.published.get(name).copied().unwrap_or(0);
+                let gone = self.gone_after(name);
                 slot.send_if_modified(|s| {
                     let changed = !matches!(s, Seen::Gone { .. });
-                    *s = Seen::Gone { after };
+                    *s = gone;
                     changed
                 });
             }
@@ -183,9 +193,7 @@ impl Hub {
     pub(crate) fn subscribe(&self, name: &str) -> watch::Receiver<Seen> {
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         let initial = if table.synced {
-            Seen::Gone {
-                after: table.published.get(name).copied().unwrap_or(0),
-            }
+            table.gone_after(name)
         } else {
             Seen::Unknown
         };
@@ -309,13 +317,8 @@ async fn run(
                     listing
                         .get_or_insert_with(HashSet::new)
                         .insert(name.clone());
-                    let via = Via {
-                        list: session,
-                        // The list was answered by now, after anything that erased history before it.
-                        unbroken_since: Instant::now(),
-                        seq: 0,
-                    };
-                    lock().present(name, Arc::new(lease), via);
+                    // The list was answered by now, after anything that erased history before it.
+                    lock().present(name, Arc::new(lease), session, Instant::now());
                 }
                 Some(Ok(Event::InitDone)) => {
                     lock().listed(&listing.take().unwrap_or_default());
@@ -325,12 +328,8 @@ async fn run(
                     }
                 }
                 Some(Ok(Event::Apply(lease))) => {
-                    let via = Via {
-                        list: session,
-                        unbroken_since: activity.watch_opened(),
-                        seq: 0,
-                    };
-                    lock().present(lease.name_any(), Arc::new(lease), via);
+                    let opened = activity.watch_opened();
+                    lock().present(lease.name_any(), Arc::new(lease), session, opened);
                 }
                 Some(Ok(Event::Delete(lease))) => lock().gone(lease.name_any()),
                 Some(Err(err)) if health::is_watch_forbidden(&err) => {
@@ -469,12 +468,7 @@ mod tests {
     #[test]
     fn listing_marks_the_unlisted_gone_once() {
         let mut t = Table::default();
-        let via = Via {
-            list: 1,
-            unbroken_since: Instant::now(),
-            seq: 0,
-        };
-        t.present("a".into(), Arc::new(Lease::default()), via);
+        t.present("a".into(), Arc::new(Lease::default()), 1, Instant::now());
         let rx_b = {
             t.slots
                 .insert("b".into(), watch::Sender::new(Seen::Unknown));
