@@ -73,21 +73,21 @@ fn report(o: &world::Outcome, tail: usize) -> String {
 }
 
 /// Prints the elector's own logs (`SIM_LOG=leasehold_lease=debug`) while one seed replays, stamped with the virtual
-/// time since the first line, so they interleave with the trace by their times.
+/// time since the run's start, as the trace is, so the two interleave by their times.
 fn log_to_stderr(filter: &str) {
-    struct Virtual(std::sync::OnceLock<tokio::time::Instant>);
+    struct Virtual;
     impl tracing_subscriber::fmt::time::FormatTime for Virtual {
         fn format_time(
             &self,
             w: &mut tracing_subscriber::fmt::format::Writer<'_>,
         ) -> std::fmt::Result {
-            let start = *self.0.get_or_init(tokio::time::Instant::now);
-            write!(w, "[{:>9.3}]", start.elapsed().as_secs_f64())
+            let since = trace::latest_start().map_or(0.0, |s| s.elapsed().as_secs_f64());
+            write!(w, "[{since:>9.3}]")
         }
     }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_timer(Virtual(std::sync::OnceLock::new()))
+        .with_timer(Virtual)
         .with_writer(std::io::stderr)
         .try_init();
 }

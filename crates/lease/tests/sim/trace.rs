@@ -15,8 +15,17 @@ pub struct Trace {
     lines: Arc<Mutex<Vec<String>>>,
 }
 
+/// The start of the latest run, so that the electors' own logs (`SIM_LOG`) carry the trace's virtual times.
+static LATEST_START: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// The start of the latest run in this process, if one has begun.
+pub fn latest_start() -> Option<Instant> {
+    *LATEST_START.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Trace {
     pub fn new(start: Instant) -> Self {
+        *LATEST_START.lock().unwrap_or_else(PoisonError::into_inner) = Some(start);
         Self {
             start,
             lines: Arc::default(),

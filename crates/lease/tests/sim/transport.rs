@@ -190,6 +190,13 @@ pub struct Proc {
     gates: watch::Sender<Gates>,
     requests: Mutex<Requests>,
     gets: Mutex<Vec<Duration>>,
+    /// When the latest request that failed (an injected error, 403 or 410, no answer, a lost answer, a
+    /// connection the server dropped) was sent: the elector backs off after it.
+    failed: Mutex<Option<Duration>>,
+    /// When the server last answered a request of this process (any answer but a failure, a watch included).
+    answered: watch::Sender<Duration>,
+    /// How many of this process's watch bodies are open.
+    watching: std::sync::atomic::AtomicUsize,
     busy: std::sync::atomic::AtomicBool,
 }
 
@@ -205,8 +212,30 @@ impl Proc {
                 ..Requests::default()
             }),
             gets: Mutex::default(),
+            failed: Mutex::default(),
+            answered: watch::Sender::new(Duration::ZERO),
+            watching: std::sync::atomic::AtomicUsize::new(0),
             busy: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// When the latest failed request of this process was sent (see `failed`).
+    pub fn last_failure(&self) -> Option<Duration> {
+        *self.failed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn note_failure(&self, sent: Duration) {
+        *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(sent);
+    }
+
+    /// Waits until this process is in touch with the server at `now` or later: at once if one of its watches
+    /// is open, else until the server answers one of its requests. Returns when.
+    pub async fn back_in_touch(&self, now: Duration) -> Duration {
+        if self.watching.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return now;
+        }
+        let mut answered = self.answered.subscribe();
+        answered.wait_for(|t| *t >= now).await.map_or(now, |t| *t)
     }
 
     /// The process is gone: every request fails, every watch ends, nothing more is counted.
@@ -306,7 +335,7 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let inner = self.inner.clone();
         let (net, proc) = (Arc::clone(&self.net), Arc::clone(&self.proc));
-        Box::pin(send(inner, net, proc, req))
+        Box::pin(send_noting_failures(inner, net, proc, req))
     }
 }
 
@@ -343,6 +372,53 @@ fn kind(req: &Req) -> Kind {
         resumed_watch,
         verb,
     }
+}
+
+/// Sends one request (see [`send`]) and notes when it failed in a way the elector backs off after: no answer
+/// (the client gave up on it), a dropped connection, or an error status (403, 410, 429, 5xx).
+async fn send_noting_failures<S, B>(
+    inner: S,
+    net: Arc<Net>,
+    proc: Arc<Proc>,
+    req: Req,
+) -> Result<http::Response<SimBody>, BoxError>
+where
+    S: tower::Service<Req, Response = http::Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// Notes a failure when dropped armed: the client timed the request out, or it failed.
+    struct Failure {
+        proc: Arc<Proc>,
+        sent: Duration,
+        armed: bool,
+    }
+    impl Drop for Failure {
+        fn drop(&mut self) {
+            if self.armed {
+                self.proc.note_failure(self.sent);
+            }
+        }
+    }
+    let mut failure = Failure {
+        proc: Arc::clone(&proc),
+        sent: net.trace.now(),
+        armed: true,
+    };
+    let r = send(inner, Arc::clone(&net), Arc::clone(&proc), req).await;
+    failure.armed = match &r {
+        Ok(resp) => {
+            let code = resp.status().as_u16();
+            matches!(code, 403 | 410 | 429) || code >= 500
+        }
+        Err(_) => true,
+    };
+    if !failure.armed {
+        proc.answered.send_replace(net.trace.now());
+    }
+    r
 }
 
 async fn send<S, B>(
@@ -538,17 +614,29 @@ fn expired_watch() -> http::Response<SimBody> {
 
 /// A watch body that ends when the process dies or every watch is closed, and holds its frames back while the
 /// process's frame gate is closed.
-fn watch_body<B>(body: B, net: &Net, proc: &Proc) -> SimBody
+fn watch_body<B>(body: B, net: &Net, proc: &Arc<Proc>) -> SimBody
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    /// Counts the body as an open watch of its process until it is dropped.
+    struct Open(Arc<Proc>);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0
+                .watching
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
     struct St<B> {
         body: Pin<Box<B>>,
         dead: watch::Receiver<bool>,
         gates: watch::Receiver<Gates>,
         closed: watch::Receiver<u64>,
+        _open: Open,
     }
+    proc.watching
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mut closed = net.watch_generation.subscribe();
     closed.mark_unchanged();
     // SIM_TRACE_WATCH=1 traces every watch event delivered (long traces; for reading one seed).
@@ -559,6 +647,7 @@ where
         dead: proc.dead(),
         gates: proc.gates.subscribe(),
         closed,
+        _open: Open(Arc::clone(proc)),
     };
     let frames = futures::stream::unfold(st, move |mut st| {
         let traced = traced.clone();

@@ -19,13 +19,17 @@ use tokio::time::Instant;
 
 use crate::{
     check::{self, Interval, Violation},
-    plan::{Fault, Plan, Scheduled},
+    plan::{Fault, Plan, Scheduled, Timings},
     trace::Trace,
     transport::{Net, Proc, Transport},
 };
 
 pub const NAMESPACE: &str = "default";
 pub const LEASE: &str = "leasehold-sim";
+/// How long a live candidate may take to get back in touch after the faults end before liveness is judged
+/// anyway: the shared watch's longest relist backoff (30 s, plus 25 % jitter) and a little more.
+const IN_TOUCH_WITHIN: Duration = Duration::from_secs(40);
+
 /// How long the single leader must stay after the liveness deadline.
 const STAY: Duration = Duration::from_secs(10);
 /// The most a record's `leaseDurationSeconds` may impose on followers (the elector's documented cap for the
@@ -164,11 +168,19 @@ impl World {
                 self.end(i, &f).await;
             }
         }
-        let quiet = self.plan.quiet_at().max(self.trace.now());
+        let faults_over = self.plan.quiet_at().max(self.trace.now());
+        self.trace
+            .log(format!("faults over at {:.3}s", faults_over.as_secs_f64()));
+        // Liveness is judged from when every live candidate can act on what the server holds: it has waited out
+        // the backoff its latest failed request may have started, and it is back in touch (a watch open, or a
+        // request answered), which a relist's own backoff can delay.
+        let in_touch = self.back_in_touch(faults_over, t).await;
+        let quiet = in_touch.max(self.backoffs_over(t).unwrap_or_default());
         let bound = t.ld + t.rd + t.spread() + Duration::from_secs(1);
         let mut deadline = quiet + bound;
         self.trace.log(format!(
-            "faults over at {:.3}s; one leader due by {:.3}s",
+            "every candidate in touch by {:.3}s and out of backoff by {:.3}s; one leader due by {:.3}s",
+            in_touch.as_secs_f64(),
             quiet.as_secs_f64(),
             deadline.as_secs_f64()
         ));
@@ -185,6 +197,39 @@ impl World {
             tokio::time::sleep_until(start + deadline + STAY).await;
         }
         self.finish(deadline).await
+    }
+
+    /// When every live candidate has waited out the backoff that its latest failed request may have started: the
+    /// request's timeout (RD/3) and the elector's longest backoff, LD plus 25 % jitter. Only then is it sure to
+    /// look at the Lease again, so liveness is judged from there.
+    fn backoffs_over(&self, t: Timings) -> Option<Duration> {
+        let longest = t.rd / 3 + t.ld.mul_f64(1.25);
+        self.slots
+            .iter()
+            .chain(&self.extra)
+            .filter(|p| !p.proc.is_dead())
+            .filter_map(|p| p.proc.last_failure())
+            .map(|sent| sent + longest)
+            .max()
+    }
+
+    /// When the last live candidate got back in touch with the server after `now`, waiting for it at most
+    /// [`IN_TOUCH_WITHIN`] + LD (the watch's longest relist backoff, and a term's wait before a blind elector reads).
+    async fn back_in_touch(&self, now: Duration, t: Timings) -> Duration {
+        let give_up = now + IN_TOUCH_WITHIN + t.ld;
+        let mut last = now;
+        for p in self.slots.iter().chain(&self.extra) {
+            if p.proc.is_dead() {
+                continue;
+            }
+            let start = Instant::now() - self.trace.now();
+            let wait = p.proc.back_in_touch(now);
+            let at = tokio::time::timeout_at(start + give_up, wait)
+                .await
+                .unwrap_or(give_up);
+            last = last.max(at);
+        }
+        last
     }
 
     fn new_identity(&mut self, slot: usize) -> Identity {
