@@ -166,3 +166,26 @@ async fn missing_lease_namespace_keeps_the_agent_unready_until_it_is_created() -
     assert_eq!(lease["spec"]["holderIdentity"], agent.holder.as_str());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_datakit_operator_address_starts_the_agent_with_one_warning_naming_what_replaces_it()
+-> anyhow::Result<()> {
+    let cluster = Cluster::start()?;
+    let spec =
+        AgentSpec::new("node-a").env("ENV_DATAKIT_OPERATOR", "datakit-operator.datakit.svc:443");
+    let agent = cluster.agent(spec).await?;
+    let all = [&agent];
+    cluster
+        .wait_for_leader(&all, NS, cluster.timing.takeover_bound())
+        .await?;
+    let warnings: Vec<serde_json::Value> = agent
+        .log_json()
+        .into_iter()
+        .filter(|l| l["level"] == "WARN" && l.to_string().contains("ENV_DATAKIT_OPERATOR"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", agent.log_tail(20));
+    let message = warnings[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("is ignored"), "{message}");
+    assert!(message.contains("mode = \"spread\""), "{message}");
+    Ok(())
+}

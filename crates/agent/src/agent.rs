@@ -35,7 +35,11 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
         node_source,
         wall_clock_offset,
         host_tags,
+        warnings,
     } = settings;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
     if !wall_clock_offset.is_zero() {
         tracing::warn!(offset = %wall_clock_offset, "test only: writing Lease times with a shifted wall clock");
     }

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod api;
 pub mod cli;
+pub mod cluster_status;
 pub mod events;
 pub mod kube_client;
 pub mod logging;

@@ -3,9 +3,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use leasehold_agent::cli::{Cli, Command};
-use leasehold_agent::{agent, logging, settings, shim, shutdown, status_cmd, wrapper};
+use leasehold_agent::cli::{Cli, Command, OutputFormat};
+use leasehold_agent::{
+    agent, cluster_status, logging, settings, shim, shutdown, status_cmd, wrapper,
+};
 
 /// Bad configuration: nothing was started.
 const CONFIG_ERROR: u8 = 2;
@@ -15,7 +16,7 @@ fn main() -> ExitCode {
     if args.get(1).map(String::as_str) == Some(shim::SUBCOMMAND) {
         return shim::main(&args[2..]);
     }
-    let cli = Cli::parse();
+    let cli = leasehold_agent::cli::parse(args);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -32,7 +33,34 @@ fn main() -> ExitCode {
 
 async fn async_main(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Status { addr, json } => {
+        Command::Status {
+            cluster: true,
+            namespace,
+            context,
+            output,
+            ..
+        } => {
+            let options = cluster_status::Options {
+                namespace,
+                context,
+                output: match output {
+                    None => cluster_status::Output::Text(cluster_status::Detail::Normal),
+                    Some(OutputFormat::Wide) => {
+                        cluster_status::Output::Text(cluster_status::Detail::Wide)
+                    }
+                    Some(OutputFormat::Json) => cluster_status::Output::Json,
+                },
+            };
+            match cluster_status::run(&options).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("leasehold status: {:#}", anyhow::Error::from(e));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Status { addr, json, .. } => {
             let addr = addr.unwrap_or_else(|| match settings::load() {
                 Ok(s) => s.config.api.listen,
                 Err(_) => std::net::SocketAddr::from(([127, 0, 0, 1], 9530)),

@@ -52,6 +52,9 @@ pub struct Settings {
     /// The global host tags with DataKit's placeholders resolved: `__datakit_hostname` to our node name,
     /// `__datakit_ip` to `HOST_IP`.
     pub host_tags: Tags,
+    /// Variables that are set but do nothing (DataKit's `ENV_DATAKIT_OPERATOR`, misspelt `LEASEHOLD_*` names),
+    /// logged once at start-up: they are warnings, since a migrated DataKit DaemonSet must still start.
+    pub warnings: Vec<String>,
 }
 
 /// The variable that gives the node's IP for DataKit's `__datakit_ip` placeholder (the downward API's
@@ -121,6 +124,7 @@ pub fn load_from(env: &BTreeMap<String, String>) -> Result<Settings, SettingsErr
         ))
     })?;
     Ok(Settings {
+        warnings: leasehold_policy::config::env::startup_warnings(env, &[WALL_CLOCK_OFFSET]),
         config,
         identity: resolved.identity.clone(),
         node_source: resolved.node_source.to_string(),

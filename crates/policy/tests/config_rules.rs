@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use leasehold_policy::config::env::{UnknownVar, config_path, unknown_leasehold_vars};
+use leasehold_policy::config::env::{
+    UnknownVar, config_path, startup_warnings, unknown_leasehold_vars,
+};
 use leasehold_policy::config::{
     ApiConfig, Config, ConfigError, LeaseConfig, LogFormat, Sources, TaskMode, Timing,
 };
@@ -681,4 +683,30 @@ fn settle_defaults_to_twice_the_retry_period_and_follows_it() {
     assert_eq!(c.lease.settle, Duration::from_secs(6));
     let c = load_with(&[("LEASEHOLD_TASK_SETTLE", "9s")], None, None).unwrap();
     assert_eq!(c.lease.settle, Duration::from_secs(9));
+}
+
+#[test]
+fn startup_warnings_name_the_datakit_operator_and_typos_but_not_the_callers_own_variables() {
+    let e = env(&[
+        ("ENV_DATAKIT_OPERATOR", "datakit-operator.datakit.svc:443"),
+        ("LEASEHOLD_LEASE_DURATON", "15s"),
+        ("LEASEHOLD_OWN_HOOK", "1"),
+        ("LEASEHOLD_LISTEN", "127.0.0.1:1"),
+    ]);
+    let w = startup_warnings(&e, &["LEASEHOLD_OWN_HOOK"]);
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(
+        w[0].starts_with("ENV_DATAKIT_OPERATOR=\"datakit-operator.datakit.svc:443\" is ignored"),
+        "{w:?}"
+    );
+    assert!(w[0].contains("mode = \"spread\""), "{w:?}");
+    assert_eq!(
+        w[1],
+        "LEASEHOLD_LEASE_DURATON is not a leasehold variable and is ignored; did you mean LEASEHOLD_LEASE_DURATION?"
+    );
+    let empty = env(&[("ENV_DATAKIT_OPERATOR", "  ")]);
+    assert!(
+        startup_warnings(&empty, &[]).is_empty(),
+        "an empty value is unset, as in DataKit"
+    );
 }

@@ -32,6 +32,11 @@ pub const CLUSTER_NAME_K8S: &str = "ENV_CLUSTER_NAME_K8S";
 /// The tag [`CLUSTER_NAME_K8S`] sets.
 pub const CLUSTER_NAME_TAG: &str = "cluster_name_k8s";
 
+/// DataKit's address of a DataKit Operator, which there switches collector task election to the operator and
+/// takes priority over self-election. leasehold needs no operator (spread mode places tasks across agents), so
+/// the variable is read only to warn, once, at start-up.
+pub const DATAKIT_OPERATOR: &str = "ENV_DATAKIT_OPERATOR";
+
 /// Path of the TOML configuration file; the caller reads it.
 pub const CONFIG: &str = "LEASEHOLD_CONFIG";
 /// Kubernetes namespace of the Leases (overrides everything else).
@@ -120,6 +125,35 @@ pub fn unknown_leasehold_vars(env: &BTreeMap<String, String>) -> Vec<UnknownVar>
             suggestion: crate::config::suggest::closest(k, LEASEHOLD_VARS.iter().copied()),
         })
         .collect()
+}
+
+/// The start-up warnings for variables that are set but do nothing here: `LEASEHOLD_*` names nothing reads
+/// (probably typos; see [`unknown_leasehold_vars`]), and DataKit's [`DATAKIT_OPERATOR`], with what replaces it.
+/// Warnings, not errors: a DataKit DaemonSet migrated as it is must still start. `also_known` names the
+/// caller's own `LEASEHOLD_*` variables, which this crate does not read.
+#[must_use]
+pub fn startup_warnings(env: &BTreeMap<String, String>, also_known: &[&str]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Some(addr) = get(env, DATAKIT_OPERATOR) {
+        warnings.push(format!(
+            "{DATAKIT_OPERATOR}={addr:?} is ignored: leasehold elects without a DataKit Operator. To spread \
+             collector tasks across the agents, as the operator did, set mode = \"spread\" on their [[task]] \
+             entries"
+        ));
+    }
+    for var in unknown_leasehold_vars(env) {
+        if also_known.contains(&var.name.as_str()) {
+            continue;
+        }
+        warnings.push(match var.suggestion {
+            Some(s) => format!(
+                "{} is not a leasehold variable and is ignored; did you mean {s}?",
+                var.name
+            ),
+            None => format!("{} is not a leasehold variable and is ignored", var.name),
+        });
+    }
+    warnings
 }
 
 /// The configuration file path from `LEASEHOLD_CONFIG`, if set.
