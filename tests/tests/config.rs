@@ -189,3 +189,38 @@ async fn a_datakit_operator_address_starts_the_agent_with_one_warning_naming_wha
     assert!(message.contains("mode = \"spread\""), "{message}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_missing_kubeconfig_exits_2_before_anything_starts_naming_each_cause_once()
+-> anyhow::Result<()> {
+    let cluster = Cluster::start()?;
+    let missing = cluster.dir().join("no-such-kubeconfig");
+    let spec = AgentSpec::new("node-a")
+        .task(cluster.stamp_task("always", NS)?)
+        .env("KUBECONFIG", &missing.display().to_string());
+    let mut agent = cluster.spawn_agent(spec).await?;
+    let status = agent.wait_exit(Duration::from_secs(10)).await?;
+    let log = agent.log_text();
+    assert_eq!(status.code(), Some(2), "{status}\n{log}");
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line, and no \"agent starting\" before it: {log}"
+    );
+    let line = lines[0];
+    println!("{line}");
+    assert!(line.contains("configuration error"), "{line}");
+    assert!(
+        line.contains(&missing.display().to_string()),
+        "names the file: {line}"
+    );
+    assert_eq!(
+        line.matches("No such file or directory").count(),
+        1,
+        "each cause once: {line}"
+    );
+    assert_eq!(cluster.requests_by(&agent.user, &[]).await?, 0);
+    assert!(cluster.stamps()?.lines.is_empty(), "no task started");
+    Ok(())
+}

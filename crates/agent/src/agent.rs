@@ -24,11 +24,23 @@ use crate::supervisor::{Deadline, Supervisor};
 use crate::tasks::{self, TaskContext};
 use crate::view::View;
 
+/// Whether these settings make the agent talk to Kubernetes: only when it takes part in elections (election on,
+/// and this node not banned). Disabled agents run every task and banned ones write nothing.
+pub fn needs_kubernetes(settings: &Settings) -> bool {
+    settings.config.eligibility(settings.identity.node()) == Eligibility::Eligible
+}
+
 /// The exit code when an elector died (the agent must not keep running silently without an election).
 pub const ELECTOR_DIED: i32 = 1;
 
-/// Runs the agent until shutdown; returns the process exit code.
-pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<i32> {
+/// Runs the agent until shutdown; returns the process exit code. `kube` is the cluster's configuration, which an
+/// agent that takes part in elections needs ([`needs_kubernetes`]); the caller finds it first, so that a missing
+/// kubeconfig is a configuration error reported before anything starts.
+pub async fn run(
+    settings: Settings,
+    kube: Option<kube::Config>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<i32> {
     let Settings {
         config,
         identity,
@@ -113,7 +125,9 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> any
 
     let mut code = 0;
     if eligibility == Eligibility::Eligible {
-        let client = crate::kube_client::build(metrics.clone()).await?;
+        let kube =
+            kube.context("an agent that takes part in elections needs a Kubernetes configuration")?;
+        let client = crate::kube_client::build(kube, metrics.clone())?;
         let events = Arc::new(LeaderEvents::new(client.clone(), &holder));
         let elector = Elector::new(client.clone());
         let lease_identity = LeaseIdentity::new(identity.node(), identity.instance())?;

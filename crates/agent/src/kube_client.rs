@@ -24,9 +24,14 @@ pub enum ClientError {
     Build(#[source] kube::Error),
 }
 
-/// Builds the client, counting requests into `metrics`.
-pub async fn build(metrics: Arc<Metrics>) -> Result<Client, ClientError> {
-    let mut config = Config::infer().await.map_err(ClientError::Infer)?;
+/// Finds the cluster's configuration (kubeconfig, then in-cluster), so that a missing or unreadable kubeconfig is
+/// reported as a configuration error before anything starts.
+pub async fn infer() -> Result<Config, ClientError> {
+    Config::infer().await.map_err(ClientError::Infer)
+}
+
+/// Builds the client from `config`, counting requests into `metrics`.
+pub fn build(mut config: Config, metrics: Arc<Metrics>) -> Result<Client, ClientError> {
     config.default_retry = false;
     let builder = ClientBuilder::try_from(config).map_err(ClientError::Build)?;
     Ok(builder.with_layer(&CountLayer { metrics }).build())

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use leasehold_agent::cli::{Cli, Command, OutputFormat};
 use leasehold_agent::{
-    agent, cluster_status, logging, settings, shim, shutdown, status_cmd, wrapper,
+    agent, cluster_status, kube_client, logging, settings, shim, shutdown, status_cmd, wrapper,
 };
 
 /// Bad configuration: nothing was started.
@@ -55,7 +55,7 @@ async fn async_main(cli: Cli) -> ExitCode {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
                 Err(e) => {
-                    eprintln!("leasehold status: {:#}", anyhow::Error::from(e));
+                    eprintln!("leasehold status: {}", one_line(&anyhow::Error::from(e)));
                     ExitCode::FAILURE
                 }
             }
@@ -68,7 +68,7 @@ async fn async_main(cli: Cli) -> ExitCode {
             match status_cmd::run(addr, json).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("leasehold status: {e:#}");
+                    eprintln!("leasehold status: {}", one_line(&e));
                     ExitCode::FAILURE
                 }
             }
@@ -92,6 +92,20 @@ async fn serve(loaded: Result<settings::Settings, settings::SettingsError>) -> E
             return ExitCode::from(CONFIG_ERROR);
         }
     };
+    let kube = if agent::needs_kubernetes(&settings) {
+        match kube_client::infer().await {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!(
+                    "leasehold: configuration error: {}",
+                    one_line(&anyhow::Error::from(e))
+                );
+                return ExitCode::from(CONFIG_ERROR);
+            }
+        }
+    } else {
+        None
+    };
     logging::init(settings.config.api.log_format);
     let shutdown = match shutdown::install() {
         Ok(rx) => rx,
@@ -100,12 +114,29 @@ async fn serve(loaded: Result<settings::Settings, settings::SettingsError>) -> E
             return ExitCode::FAILURE;
         }
     };
-    match agent::run(settings, shutdown).await {
+    match agent::run(settings, kube, shutdown).await {
         Ok(0) => ExitCode::SUCCESS,
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            tracing::error!("{e:#}");
+            tracing::error!("{}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: kube's errors repeat their sources in their own text, so
+/// a cause already said is not said again.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
