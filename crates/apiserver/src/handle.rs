@@ -58,6 +58,7 @@ impl Handle {
             counters: counters::Recorder::default(),
             bookmark_interval: opts.bookmark_interval,
             admin_token,
+            anonymous_auth: opts.anonymous_auth,
             connections: tokio::sync::watch::channel(0).0,
             snapshots: Default::default(),
         });

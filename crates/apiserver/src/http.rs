@@ -21,8 +21,9 @@ use crate::{admin, decode, discovery, objects, openapi, watch};
 /// front ends (TCP and in-process) answer with the same type.
 pub type Body = BoxBody<Bytes, Infallible>;
 
-/// The user counted for requests without a valid token.
-const ANONYMOUS: &str = "system:anonymous";
+/// The user counted for requests that are refused before any user is known (a token nobody holds), or that need
+/// none (`/version`).
+const ANONYMOUS: &str = crate::rbac::ANONYMOUS_USER;
 
 fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()
@@ -95,9 +96,14 @@ where
         return resp;
     }
     let token = header_str(&parts.headers, header::AUTHORIZATION);
-    let user = token
-        .strip_prefix("Bearer ")
-        .and_then(|t| state.user_for(t.trim()));
+    // No credentials at all: the anonymous user, when anonymous auth is on. Credentials nobody holds: 401.
+    let user = if token.is_empty() && state.anonymous_auth {
+        Some(UserInfo::anonymous())
+    } else {
+        token
+            .strip_prefix("Bearer ")
+            .and_then(|t| state.user_for(t.trim()))
+    };
     let (verb, resource) = match &route {
         Route::Resource(r) => (r.verb, r.rt.plural.to_string()),
         Route::UnknownResource { verb, plural, .. } => (*verb, plural.clone()),

@@ -58,7 +58,8 @@ impl Deref for InProcess {
 impl InProcess {
     /// A client-side service that sends every request as the user `token` belongs to (see
     /// [`Handle::add_user`]). Give each simulated client its own, so faults and counters apply to it alone.
-    /// A token that is not a valid header value is sent as no token at all, and the server answers 401.
+    /// A token that is not a valid header value is sent as no token at all: the anonymous user, whom the server
+    /// refuses with 403 (401 with [`crate::Options::anonymous_auth`] off).
     pub fn service(&self, token: &str) -> ApiService {
         ApiService::new(
             self.handle.state().clone(),

@@ -90,6 +90,11 @@ pub struct Options {
     pub rbac: Vec<(String, String)>,
     /// A fixed admin token; default: a random one.
     pub admin_token: Option<String>,
+    /// kube-apiserver's `--anonymous-auth`, on by default as there: a request with no credentials is served as
+    /// `system:anonymous` (group `system:unauthenticated`), whom RBAC then refuses with 403, and without RBAC
+    /// manifests nothing is allowed either. Off, such a request gets 401. A request with a token nobody holds gets
+    /// 401 either way.
+    pub anonymous_auth: bool,
 }
 
 impl Default for Options {
@@ -102,6 +107,7 @@ impl Default for Options {
             tokens: Vec::new(),
             rbac: Vec::new(),
             admin_token: None,
+            anonymous_auth: true,
         }
     }
 }

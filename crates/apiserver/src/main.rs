@@ -38,6 +38,10 @@ struct Args {
     /// How many changes watches can resume from before 410 Expired.
     #[arg(long, default_value_t = 10_000)]
     history_window: usize,
+    /// kube-apiserver's `--anonymous-auth`: a request with no credentials is `system:anonymous`, refused with 403
+    /// by RBAC (and by the allow-all mode, which allows authenticated users only). `false`: 401 instead.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    anonymous_auth: bool,
 }
 
 #[tokio::main]
@@ -73,11 +77,19 @@ async fn main() -> anyhow::Result<()> {
         tokens,
         rbac: manifests,
         admin_token: args.admin_token,
+        anonymous_auth: args.anonymous_auth,
     })
     .await?;
     if let Some(path) = &args.kubeconfig_out {
         std::fs::write(path, server.kubeconfig(&server.admin_token()))
             .with_context(|| format!("writing --kubeconfig-out {}", path.display()))?;
+        if !args.tls {
+            tracing::warn!(
+                kubeconfig = %path.display(),
+                "this kubeconfig points at plain http://, where kubectl sends no bearer token, so kubectl is refused \
+                 (403 for system:anonymous); add --tls for kubectl (kube-rs clients work either way)"
+            );
+        }
     }
     tracing::info!(url = %server.url(), "leasehold-apiserver listening");
     println!("{}", server.url());

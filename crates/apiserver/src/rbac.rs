@@ -70,8 +70,28 @@ pub struct UserInfo {
     pub groups: Vec<String>,
 }
 
+impl UserInfo {
+    /// `system:anonymous`, whom a request with no credentials is served as when anonymous auth is on.
+    pub fn anonymous() -> Self {
+        Self {
+            name: ANONYMOUS_USER.into(),
+            uid: String::new(),
+            groups: vec![UNAUTHENTICATED_GROUP.into()],
+        }
+    }
+
+    /// Whether this is the anonymous user: not a member of `system:authenticated`.
+    pub fn is_anonymous(&self) -> bool {
+        self.name == ANONYMOUS_USER && self.groups.iter().any(|g| g == UNAUTHENTICATED_GROUP)
+    }
+}
+
 /// The group every authenticated user belongs to.
 const AUTHENTICATED_GROUP: &str = "system:authenticated";
+/// The user a request with no credentials is served as, when anonymous auth is on (kube-apiserver's default).
+pub const ANONYMOUS_USER: &str = "system:anonymous";
+/// The anonymous user's only group.
+pub const UNAUTHENTICATED_GROUP: &str = "system:unauthenticated";
 /// The group that bypasses RBAC (kube-apiserver's privileged group).
 const MASTERS_GROUP: &str = "system:masters";
 
@@ -364,7 +384,10 @@ impl Subject {
     fn applies_to(&self, user: &UserInfo, namespace: &str) -> bool {
         match self {
             Subject::User(n) => user.name == *n,
-            Subject::Group(g) => g == AUTHENTICATED_GROUP || user.groups.iter().any(|x| x == g),
+            Subject::Group(g) => {
+                (g == AUTHENTICATED_GROUP && !user.is_anonymous())
+                    || user.groups.iter().any(|x| x == g)
+            }
             Subject::ServiceAccount {
                 namespace: ns,
                 name,
@@ -473,6 +496,13 @@ impl Authorizer {
     /// the user refers to a Role or ClusterRole that does not exist.
     pub fn authorize(&self, user: &UserInfo, attrs: &RequestAttributes<'_>) -> Decision {
         let Some(policy) = &self.policy else {
+            // Without manifests every authenticated user may do everything; the anonymous user, as under a real
+            // server's default RBAC, nothing.
+            if user.is_anonymous() {
+                return Decision::Deny {
+                    message: forbidden_message(user, attrs, ""),
+                };
+            }
             return Decision::Allow;
         };
         if user.groups.iter().any(|g| g == MASTERS_GROUP) {

@@ -28,6 +28,8 @@ pub struct State {
     pub bookmark_interval: Duration,
     /// The admin token (its user is in `system:masters`).
     pub admin_token: String,
+    /// Whether a request with no credentials is served as `system:anonymous` (see [`crate::Options`]).
+    pub anonymous_auth: bool,
     /// Bumped on restart: every open connection closes when it changes.
     pub connections: watch::Sender<u64>,
     /// Snapshots taken through the admin endpoint; an admin snapshot's id is its index here.

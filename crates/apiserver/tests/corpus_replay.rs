@@ -192,9 +192,15 @@ impl Unifier {
 
 #[tokio::test]
 async fn replay_matches_the_real_api_server() {
-    let server = leasehold_apiserver::start(leasehold_apiserver::Options::default())
-        .await
-        .unwrap();
+    // The corpus's server answered a request without credentials 401, so it ran with anonymous auth off; a later
+    // recording of the same version with anonymous auth on (the default) answered 403 for system:anonymous, which
+    // `rbac.rs`'s tests check.
+    let server = leasehold_apiserver::start(leasehold_apiserver::Options {
+        anonymous_auth: false,
+        ..leasehold_apiserver::Options::default()
+    })
+    .await
+    .unwrap();
     let base = server.url();
     let admin = server.admin_token();
     let ns = format!("corpus-{}", std::process::id());

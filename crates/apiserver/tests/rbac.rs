@@ -1,4 +1,4 @@
-//! Authentication (token file, 401) and RBAC (Role/RoleBinding from YAML, 403 with the real message shape).
+//! Authentication (token file, 401, the anonymous user) and RBAC (Role/RoleBinding from YAML, 403 with the real message shape).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
@@ -58,10 +58,134 @@ async fn server() -> leasehold_apiserver::Server {
 }
 
 #[tokio::test]
-async fn a_missing_or_unknown_token_gets_401() {
+async fn no_credentials_is_the_anonymous_user_refused_with_403_and_an_unknown_token_gets_401() {
+    // As a real kube-apiserver with anonymous auth on (its default) answers.
     let server = server().await;
     let none = request(
         &server.url(),
+        "GET",
+        "/apis/coordination.k8s.io/v1/namespaces/agents/leases",
+        None,
+        None,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(none.code, 403);
+    assert_eq!(none.json()["reason"], "Forbidden");
+    assert_eq!(
+        none.json()["message"],
+        "leases.coordination.k8s.io is forbidden: User \"system:anonymous\" cannot list resource \"leases\" in API \
+         group \"coordination.k8s.io\" in the namespace \"agents\""
+    );
+    assert_eq!(
+        get(&server.url(), "/api/v1/namespaces", "nope").await.code,
+        401
+    );
+    // Bindings to system:authenticated do not reach the anonymous user; bindings to system:unauthenticated do.
+    let open = leasehold_apiserver::start(Options {
+        rbac: vec![(
+            "rbac.yaml".into(),
+            r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: lease-reader}
+rules:
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: everyone-signed-in}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: lease-reader}
+subjects:
+- {kind: Group, name: system:authenticated, apiGroup: rbac.authorization.k8s.io}
+"#
+            .into(),
+        )],
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let path = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
+    let anon = request(&open.url(), "GET", path, None, None, None, None).await;
+    assert_eq!(
+        anon.code, 403,
+        "system:authenticated does not include anonymous"
+    );
+    let with_anon_binding = leasehold_apiserver::start(Options {
+        rbac: vec![(
+            "rbac.yaml".into(),
+            r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: lease-reader}
+rules:
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: everyone}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: lease-reader}
+subjects:
+- {kind: Group, name: system:unauthenticated, apiGroup: rbac.authorization.k8s.io}
+"#
+            .into(),
+        )],
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let anon = request(
+        &with_anon_binding.url(),
+        "GET",
+        path,
+        None,
+        None,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        anon.code, 200,
+        "a binding to system:unauthenticated reaches anonymous"
+    );
+}
+
+#[tokio::test]
+async fn without_rbac_manifests_anonymous_is_refused_and_with_anonymous_auth_off_it_gets_401() {
+    let allow_all = leasehold_apiserver::start(Options::default())
+        .await
+        .unwrap();
+    let anon = request(
+        &allow_all.url(),
+        "GET",
+        "/api/v1/namespaces",
+        None,
+        None,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(anon.code, 403);
+    assert_eq!(
+        anon.json()["message"],
+        "namespaces is forbidden: User \"system:anonymous\" cannot list resource \"namespaces\" in API group \"\" \
+         at the cluster scope"
+    );
+    let version = request(&allow_all.url(), "GET", "/version", None, None, None, None).await;
+    assert_eq!(version.code, 200, "/version needs no credentials");
+    let strict = leasehold_apiserver::start(Options {
+        anonymous_auth: false,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let none = request(
+        &strict.url(),
         "GET",
         "/api/v1/namespaces",
         None,
@@ -72,10 +196,6 @@ async fn a_missing_or_unknown_token_gets_401() {
     .await;
     assert_eq!(none.code, 401);
     assert_eq!(none.json()["message"], "Unauthorized");
-    assert_eq!(
-        get(&server.url(), "/api/v1/namespaces", "nope").await.code,
-        401
-    );
 }
 
 #[tokio::test]
