@@ -224,3 +224,55 @@ async fn a_missing_kubeconfig_exits_2_before_anything_starts_naming_each_cause_o
     assert!(cluster.stamps()?.lines.is_empty(), "no task started");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_task_whose_lease_name_collides_with_another_agents_election_stops_naming_both()
+-> anyhow::Result<()> {
+    // One agent's configuration cannot hold both (start-up refuses it), but two agents' can: election namespace
+    // `task-x` of node-a has the Lease `leasehold-task-x`, and so has spread task `x` of node-b. The task's
+    // election finds a Lease of another kind and must not share it.
+    let cluster = Cluster::start()?;
+    let a = cluster
+        .agent(AgentSpec::new("node-a").namespaces(&["task-x"]))
+        .await?;
+    cluster
+        .wait_for_leader(&[&a], "task-x", cluster.timing.takeover_bound())
+        .await?;
+    let before = cluster
+        .lease(NS, "leasehold-task-x")
+        .await?
+        .expect("node-a's election Lease");
+    let mut b = cluster
+        .agent(AgentSpec::new("node-b").task(cluster.stamp_task("x", NS)?.spread()))
+        .await?;
+    let status = b
+        .wait_exit(cluster.timing.takeover_bound() + Duration::from_secs(10))
+        .await?;
+    let log = b.log_text();
+    assert_eq!(status.code(), Some(1), "{status}\n{log}");
+    let collision = b
+        .log_json()
+        .into_iter()
+        .find(|l| l["level"] == "ERROR" && l.to_string().contains("leasehold-task-x"))
+        .unwrap_or_else(|| panic!("no error naming the Lease: {log}"));
+    let text = collision.to_string();
+    println!("{text}");
+    assert!(
+        text.contains("is of kind election"),
+        "names both kinds: {text}"
+    );
+    let after = cluster
+        .lease(NS, "leasehold-task-x")
+        .await?
+        .expect("still there");
+    assert_eq!(
+        after["spec"]["holderIdentity"], before["spec"]["holderIdentity"],
+        "node-b never took node-a's election Lease"
+    );
+    assert!(
+        cluster.stamps()?.lines.is_empty(),
+        "the task never ran: {}",
+        cluster.stamps()?.describe()
+    );
+    Ok(())
+}

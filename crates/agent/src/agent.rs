@@ -234,16 +234,10 @@ pub async fn run(
 /// The election config of one namespace, from the agent's configuration.
 fn election_config(config: &Config, name: &LeaseName, identity: LeaseIdentity) -> ElectionConfig {
     let t = config.lease.timing;
-    let mut ec = ElectionConfig::new(config.lease.namespace.clone(), name.name(), identity)
+    let ec = ElectionConfig::new(config.lease.namespace.clone(), name.name(), identity)
         .timings(t.lease_duration, t.renew_deadline, t.retry_period)
         .takeover_spread(config.lease.takeover_spread);
-    for (k, v) in name.labels() {
-        ec = ec.label(k, v);
-    }
-    for (k, v) in name.annotations() {
-        ec = ec.annotation(k, v);
-    }
-    ec
+    crate::lease_names::apply(ec, name)
 }
 
 /// Routes impeach requests from the API to the namespace runners.

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster_status;
 pub mod events;
 pub mod kube_client;
+mod lease_names;
 pub mod logging;
 pub mod metrics;
 pub mod namespace_sink;

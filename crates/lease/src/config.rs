@@ -5,7 +5,7 @@
 //! enforces `LD > RD > 1.2·RP > 0`: the gap between RD and LD is the safety margin within which a partitioned
 //! leader has stopped before anyone else may start, and RD must leave room for at least one retried renew.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
 use thiserror::Error;
 
@@ -65,10 +65,60 @@ pub struct ElectionConfig {
     /// watch), so that an election spawned late never writes an epoch that was used before the Lease was deleted
     /// or the API server's state was lost. Default 0 (nothing known).
     pub epoch_floor: u64,
+    /// Decides whether an existing Lease is the one this election is for, from its labels and annotations, so
+    /// that two things whose names map to one Lease name (a sanitised name, or another kind of Lease whose
+    /// prefix lines up) stop with [`crate::ElectorError::NotOurs`] instead of sharing it. Default: none (only the
+    /// election-namespace annotation is checked, see [`ELECTION_NAMESPACE_ANNOTATION`]).
+    pub owner_check: Option<OwnerCheck>,
     /// Test only: shifts the wall clock written into `renewTime` and `acquireTime`, to show that nobody reads
     /// them (expiry runs on each candidate's own monotonic clock). Default zero. Never set in production.
     #[doc(hidden)]
     pub wall_clock_offset: jiff::SignedDuration,
+}
+
+/// A caller's rule for whether an existing Lease is ours (see [`ElectionConfig::owner_check`]): given the Lease's
+/// labels and annotations, `Ok` or why it belongs to something else. Labels and annotations the Lease lacks are
+/// its own business: the next write adds ours.
+#[derive(Clone)]
+pub struct OwnerCheck(Arc<OwnerCheckFn>);
+
+/// The function inside an [`OwnerCheck`].
+type OwnerCheckFn = dyn Fn(&BTreeMap<String, String>, &BTreeMap<String, String>) -> Result<(), String>
+    + Send
+    + Sync;
+
+impl OwnerCheck {
+    /// Wraps `check(labels, annotations)`.
+    pub fn new(
+        check: impl Fn(&BTreeMap<String, String>, &BTreeMap<String, String>) -> Result<(), String>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        Self(Arc::new(check))
+    }
+
+    /// Runs the check on a Lease's labels and annotations.
+    pub(crate) fn check(
+        &self,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        (self.0)(labels, annotations)
+    }
+}
+
+/// Two checks are equal when they are the same check (clones of one [`OwnerCheck`]): functions cannot be compared.
+impl PartialEq for OwnerCheck {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for OwnerCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OwnerCheck(..)")
+    }
 }
 
 impl ElectionConfig {
@@ -94,6 +144,7 @@ impl ElectionConfig {
             )]),
             annotations: BTreeMap::new(),
             epoch_floor: 0,
+            owner_check: None,
             wall_clock_offset: jiff::SignedDuration::ZERO,
         }
     }
@@ -130,6 +181,13 @@ impl ElectionConfig {
     #[must_use]
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets [`ElectionConfig::owner_check`]: the rule for whether an existing Lease is this election's.
+    #[must_use]
+    pub fn owner_check(mut self, check: OwnerCheck) -> Self {
+        self.owner_check = Some(check);
         self
     }
 

@@ -88,7 +88,7 @@ mod watch;
 pub use api::ApiError;
 pub use client::{ClientError, client_from_config, client_from_kubeconfig_yaml, infer_client};
 pub use config::{
-    ConfigError, ELECTION_NAMESPACE_ANNOTATION, ElectionConfig, MANAGED_BY_LABEL,
+    ConfigError, ELECTION_NAMESPACE_ANNOTATION, ElectionConfig, MANAGED_BY_LABEL, OwnerCheck,
     RELEASED_BY_ANNOTATION,
 };
 pub use elector::{

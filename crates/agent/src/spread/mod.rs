@@ -92,7 +92,7 @@ struct Active {
 impl SpreadManager {
     fn task_election(&self, name: &LeaseName) -> ElectionConfig {
         let t = self.config.lease.timing;
-        let mut ec = ElectionConfig::new(
+        let ec = ElectionConfig::new(
             self.config.lease.namespace.clone(),
             name.name(),
             self.identity.clone(),
@@ -100,13 +100,7 @@ impl SpreadManager {
         .timings(t.lease_duration, t.renew_deadline, t.retry_period)
         .takeover_spread(self.config.lease.takeover_spread)
         .wall_clock_offset_for_test(self.wall_clock_offset);
-        for (k, v) in name.labels() {
-            ec = ec.label(k, v);
-        }
-        for (k, v) in name.annotations() {
-            ec = ec.annotation(k, v);
-        }
-        ec
+        crate::lease_names::apply(ec, name)
     }
 
     fn member_election(&self) -> ElectionConfig {
@@ -114,7 +108,7 @@ impl SpreadManager {
         // RD halfway between 1.2·RP and LD: the member Lease only has to outlive its renew period.
         let rd = (m.lease_duration + m.renew_period.mul_f64(1.2)) / 2;
         let name = LeaseName::member(&self.config.lease.prefix, &self.identity.holder());
-        let mut ec = ElectionConfig::new(
+        let ec = ElectionConfig::new(
             self.config.lease.namespace.clone(),
             name.name(),
             self.identity.clone(),
@@ -123,12 +117,7 @@ impl SpreadManager {
         // Only this agent ever campaigns for its member Lease: no herd to spread, so no takeover wait.
         .takeover_spread(Duration::ZERO)
         .wall_clock_offset_for_test(self.wall_clock_offset);
-        for (k, v) in name.labels() {
-            ec = ec.label(k, v);
-        }
-        for (k, v) in name.annotations() {
-            ec = ec.annotation(k, v);
-        }
+        let ec = crate::lease_names::apply(ec, &name);
         // A label only our member Lease carries: the elector's watch selects by labels, and without it every
         // agent's member election would watch every member Lease a second time (the observer already does).
         ec.label(MEMBER_LEASE_LABEL, name.name())

@@ -554,6 +554,20 @@ impl Machine {
     }
 
     fn check_collision(&self, lease: &Lease) -> Result<(), ElectorError> {
+        if let Some(check) = &self.cfg.owner_check {
+            let empty = std::collections::BTreeMap::new();
+            let meta = &lease.metadata;
+            check
+                .check(
+                    meta.labels.as_ref().unwrap_or(&empty),
+                    meta.annotations.as_ref().unwrap_or(&empty),
+                )
+                .map_err(|reason| ElectorError::NotOurs {
+                    namespace: self.cfg.namespace.clone(),
+                    lease: self.cfg.lease_name.clone(),
+                    reason,
+                })?;
+        }
         let Some(ours) = self.cfg.annotations.get(ELECTION_NAMESPACE_ANNOTATION) else {
             return Ok(());
         };

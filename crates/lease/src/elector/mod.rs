@@ -50,6 +50,17 @@ pub enum ElectorError {
         /// The raw election namespace found on the Lease.
         theirs: String,
     },
+    /// The Lease belongs to something else, by the election's [`crate::OwnerCheck`]: two names map to one Lease
+    /// name. Retrying cannot help; one of them must be renamed.
+    #[error("Lease {namespace}/{lease} is not this election's: {reason}")]
+    NotOurs {
+        /// Kubernetes namespace.
+        namespace: String,
+        /// Lease name.
+        lease: String,
+        /// What the owner check said.
+        reason: String,
+    },
     /// The shared watch ended (its task died); the elector can no longer observe the Lease.
     #[error("the shared Lease watch ended")]
     WatchEnded,

@@ -26,7 +26,7 @@ use k8s_openapi::{
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use leasehold_apiserver::{ErrorInjection, PartitionMode};
 use leasehold_lease::{
-    ELECTION_NAMESPACE_ANNOTATION, ElectionState, ElectorError, RELEASED_BY_ANNOTATION,
+    ELECTION_NAMESPACE_ANNOTATION, ElectionState, ElectorError, OwnerCheck, RELEASED_BY_ANNOTATION,
 };
 use serde_json::json;
 
@@ -839,6 +839,41 @@ async fn fatal_error_is_never_silent() -> anyhow::Result<()> {
         a.state(),
         ElectionState::Stopped { error: Some(_) }
     ));
+    Ok(())
+}
+
+/// 11c. An owner check that refuses the Lease found (another kind of Lease whose name lines up with ours) stops
+/// the elector with `NotOurs` before it writes anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_check_refusing_the_lease_stops_the_elector_without_a_write() -> anyhow::Result<()>
+{
+    let cluster = Cluster::start().await?;
+    let mut lease = foreign_lease("", None, 0);
+    lease.metadata.labels = Some([("leasehold.dev/kind".to_owned(), "task".to_owned())].into());
+    let created = cluster
+        .leases()
+        .create(&PostParams::default(), &lease)
+        .await?;
+    let a = cluster
+        .candidate_with("node-a", "1", |c| {
+            c.owner_check(OwnerCheck::new(|labels, _| {
+                match labels.get("leasehold.dev/kind").map(String::as_str) {
+                    Some("election") | None => Ok(()),
+                    Some(other) => Err(format!("it is a {other} Lease")),
+                }
+            }))
+        })
+        .await?;
+    let err = tokio::time::timeout(settle(), a.handle.stopped())
+        .await?
+        .expect("stopped with an error");
+    assert!(matches!(*err, ElectorError::NotOurs { .. }), "{err}");
+    assert!(err.to_string().contains("it is a task Lease"), "{err}");
+    let after = cluster.leases().get(LEASE).await?;
+    assert_eq!(
+        after.metadata.resource_version, created.metadata.resource_version,
+        "nothing was written over the other Lease"
+    );
     Ok(())
 }
 
