@@ -109,6 +109,11 @@ impl<S: Sink> GatedRunner<S> {
                         None => RunnerEnd::Shutdown,
                     };
                 }
+                // A state a later leasehold-lease adds: whatever it is, it is not leading.
+                _ => {
+                    self.stop_leading(&mut running, "the elector is not leading")
+                        .await;
+                }
             }
             let leadership = running.as_ref().map(|(l, _)| l.clone());
             let lost = async {

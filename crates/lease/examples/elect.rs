@@ -55,6 +55,8 @@ async fn report(handle: ElectionHandle) {
                 println!("{}: stopped ({error:?})", handle.identity());
                 return;
             }
+            // The enum is non-exhaustive: a state added later is not leading.
+            other => println!("{}: {other:?}", handle.identity()),
         }
         if state.changed().await.is_err() {
             return;

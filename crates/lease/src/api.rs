@@ -18,6 +18,7 @@ use thiserror::Error;
 
 /// Why a Lease request failed.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ApiError {
     /// 409: the object changed since we observed it, or it already exists (create).
     #[error("Lease {name} changed since it was observed (409 Conflict): {message}")]

@@ -13,6 +13,7 @@ use thiserror::Error;
 
 /// Why a client could not be built.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// Loading or parsing a kubeconfig failed.
     #[error("could not load the kubeconfig")]

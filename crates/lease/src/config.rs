@@ -300,6 +300,7 @@ impl ElectionConfig {
 
 /// Why an [`ElectionConfig`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// LD is zero or has a fractional part.
     #[error(

@@ -15,6 +15,7 @@ pub const SEPARATOR: char = '_';
 
 /// Why an [`Identity`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum IdentityError {
     /// The node part is empty.
     #[error(

@@ -96,4 +96,4 @@ pub use elector::{
 };
 pub use identity::{Identity, IdentityError, MAX_HOLDER_LEN};
 pub use leadership::Leadership;
-pub use watch::{SILENCE as WATCH_SILENCE_RELIST, WATCH_TIMEOUT_SECS, is_watch_forbidden};
+pub use watch::{WATCH_SILENCE_RELIST, WATCH_TIMEOUT_SECS, is_watch_forbidden};

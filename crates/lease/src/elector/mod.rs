@@ -31,6 +31,7 @@ use crate::{
 /// Why an elector stopped by itself. It is published as [`ElectionState::Stopped`] and returned by
 /// [`ElectionHandle::shutdown`].
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ElectorError {
     /// The API server refused our Lease as invalid (400/422); retrying the same write cannot help.
     #[error("the API server rejected our Lease")]
@@ -71,6 +72,7 @@ pub enum ElectorError {
 
 /// Why an election could not be spawned.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum SpawnError {
     /// The configuration is invalid.
     #[error("invalid election configuration")]

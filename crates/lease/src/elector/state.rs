@@ -8,6 +8,7 @@ use crate::{elector::ElectorError, leadership::Leadership};
 ///
 /// It changes only when the role or the observed holder changes, never on a mere renew.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum ElectionState {
     /// We do not lead. `holder` is the holder in the latest observation of the Lease (`None`: nobody, the
     /// Lease is absent, or nothing has been observed yet). This is the initial state.
@@ -87,6 +88,7 @@ impl ElectionState {
 /// than LD, the election polls the Lease with GET every RP, with jitter, as client-go does, and goes back to
 /// watching when the watch recovers. Operators see the mode in the agent's API and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Observation {
     /// Through the shared watch.
     #[default]

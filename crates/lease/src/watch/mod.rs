@@ -7,7 +7,7 @@
 //! that Lease.
 //!
 //! On top of the watcher the hub adds two things the election needs:
-//! - **Relist from scratch** when nothing at all (no event, no bookmark) arrived for [`SILENCE`], or when the
+//! - **Relist from scratch** when nothing at all (no event, no bookmark) arrived for [`WATCH_SILENCE_RELIST`], or when the
 //!   server answers that our resourceVersion is too large or gone (its state was wiped and its
 //!   resourceVersions went back), which the watcher alone would retry forever.
 //! - **Deletions are only reported, never believed.** A `DELETED` event, or a Lease missing from a relist,
@@ -47,7 +47,7 @@ use crate::{backoff::Backoff, random::Random};
 pub const WATCH_TIMEOUT_SECS: u32 = 60;
 
 /// Relist from scratch when no event and no bookmark arrived for this long.
-pub const SILENCE: Duration = Duration::from_secs(120);
+pub const WATCH_SILENCE_RELIST: Duration = Duration::from_secs(120);
 
 /// The latest the hub knows about one Lease.
 #[derive(Debug, Clone)]
@@ -284,14 +284,14 @@ async fn run(
         // list + watch every half second.
         let mut listed_at: Option<Instant> = None;
         loop {
-            let silent_at = activity.last() + SILENCE;
+            let silent_at = activity.last() + WATCH_SILENCE_RELIST;
             let event = tokio::select! {
                 // Biased, so that a simulation replays the same order when both are ready at one instant.
                 biased;
                 event = stream.next() => event,
                 () = tokio::time::sleep_until(silent_at) => {
-                    if activity.last() + SILENCE <= Instant::now() {
-                        warn!(%namespace, %selector, "no watch event or bookmark for {SILENCE:?}; relisting");
+                    if activity.last() + WATCH_SILENCE_RELIST <= Instant::now() {
+                        warn!(%namespace, %selector, "no watch event or bookmark for {WATCH_SILENCE_RELIST:?}; relisting");
                         break;
                     }
                     continue;
@@ -439,7 +439,7 @@ mod tests {
             "listed without it: absent"
         );
         // The watcher re-opens the silent watch by itself (timeout + 5 s), without relisting ...
-        tokio::time::sleep(SILENCE - Duration::from_secs(2)).await;
+        tokio::time::sleep(WATCH_SILENCE_RELIST - Duration::from_secs(2)).await;
         assert_eq!(server.lists.load(SeqCst), 1);
         assert!(server.watches.load(SeqCst) >= 2);
         // ... and after two minutes without a byte, the hub relists from scratch.
