@@ -53,16 +53,6 @@ impl Listeners {
         })
     }
 
-    /// The bound control address (useful when port 0 was asked for).
-    pub fn control_addr(&self) -> Option<SocketAddr> {
-        self.control.local_addr().ok()
-    }
-
-    /// The bound probe address.
-    pub fn probe_addr(&self) -> Option<SocketAddr> {
-        self.probes.local_addr().ok()
-    }
-
     /// Serves both listeners until the process ends.
     pub fn spawn(
         self,
