@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use leasehold_policy::config::{TaskConfig, TaskMode};
+use leasehold_policy::config::{TaskConfig, TaskDefaults, TaskMode};
 use leasehold_policy::tags::Tags;
 
 use crate::settings::{Settings, SettingsError};
@@ -36,11 +36,10 @@ pub fn apply(
             .unwrap_or_else(|| "default".into()),
     };
     let grace = grace.unwrap_or_else(|| {
-        config
-            .tasks
-            .first()
-            .map(|t| t.grace)
-            .unwrap_or(Duration::from_secs(3))
+        config.tasks.first().map_or_else(
+            || TaskDefaults::default().grace_for(&config.lease.timing),
+            |t| t.grace,
+        )
     });
     let slack = config
         .lease
@@ -80,4 +79,39 @@ pub fn apply(
         tags: Tags::new(),
     }];
     Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let env: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        crate::settings::load_from(&env).expect("valid settings")
+    }
+
+    #[test]
+    fn the_default_grace_follows_fast_timing_and_a_written_one_is_still_checked() {
+        let fast = [
+            ("NODE_NAME", "node-a"),
+            ("LEASEHOLD_LEASE_DURATION", "3s"),
+            ("LEASEHOLD_RENEW_DEADLINE", "2s"),
+            ("LEASEHOLD_RETRY_PERIOD", "500ms"),
+        ];
+        let s = apply(settings(&fast), None, None, vec!["true".into()]).expect("runs");
+        assert_eq!(s.config.tasks[0].grace, Duration::from_millis(500));
+        let err = apply(
+            settings(&fast),
+            None,
+            Some(Duration::from_secs(1)),
+            vec!["true".into()],
+        )
+        .expect_err("1 s is not below LD - RD = 1 s");
+        assert!(err.to_string().starts_with("--grace 1s"), "{err}");
+    }
 }

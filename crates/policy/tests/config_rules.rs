@@ -563,19 +563,29 @@ fn task_rules() {
         task_err("name = \"a\"\ncommand = [\"x\"]\ngrace = \"soon\"")
             .starts_with("task[0].grace=\"soon\" is not a duration")
     );
-    // The default grace is checked too, naming it as a default.
+    // The default grace follows the timing: the smaller of 3 s and half of LD − RD, so a default never makes
+    // valid timing fail; a grace the user wrote that breaks the rule is still refused.
+    let fast = [
+        ("LEASEHOLD_LEASE_DURATION", "3s"),
+        ("LEASEHOLD_RENEW_DEADLINE", "2s"),
+        ("LEASEHOLD_RETRY_PERIOD", "500ms"),
+    ];
+    let c = load(&fast, "[[task]]\nname = \"a\"\ncommand = [\"x\"]\n").unwrap();
+    assert_eq!(c.tasks[0].grace, Duration::from_millis(500));
+    let c = load(&[], "[[task]]\nname = \"a\"\ncommand = [\"x\"]\n").unwrap();
+    assert_eq!(
+        c.tasks[0].grace,
+        Duration::from_millis(2500),
+        "half of LD − RD = 5 s under client-go timing"
+    );
     let e = load(
-        &[
-            ("LEASEHOLD_LEASE_DURATION", "3s"),
-            ("LEASEHOLD_RENEW_DEADLINE", "2s"),
-            ("LEASEHOLD_RETRY_PERIOD", "1s"),
-        ],
-        "[[task]]\nname = \"a\"\ncommand = [\"x\"]\n",
+        &fast,
+        "[[task]]\nname = \"a\"\ncommand = [\"x\"]\ngrace = \"1s\"\n",
     )
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "default task[0].grace=3s is not accepted: it must be less than \
+        "task[0].grace=1s is not accepted: it must be less than \
          LEASEHOLD_LEASE_DURATION − LEASEHOLD_RENEW_DEADLINE = 1s, so the task is gone before \
          another leader may start it; set a shorter grace or a longer gap between LD and RD"
     );

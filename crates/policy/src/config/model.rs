@@ -221,9 +221,21 @@ pub struct TaskDefaults {
     pub election: bool,
     /// `mode`: leader, DataKit's self-election.
     pub mode: TaskMode,
-    /// `grace`: 3 s. It must stay below LD − RD (5 s with client-go's timing), which
-    /// leaves 2 s for SIGKILL and reaping before a new leader may start the task.
+    /// `grace`: 3 s, or half of LD − RD when that is shorter (see [`TaskDefaults::grace_for`]). A grace must
+    /// stay below LD − RD (5 s with client-go's timing), which leaves time for SIGKILL and reaping before a new
+    /// leader may start the task.
     pub grace: Duration,
+}
+
+impl TaskDefaults {
+    /// The grace of a task that sets none, under `timing`: the smaller of [`TaskDefaults::grace`] and half of
+    /// LD − RD. A default must never make valid timing fail (3 s is not below LD − RD = 1 s at LD 3 s, RD 2 s);
+    /// a grace the user wrote that breaks the rule stays an error.
+    #[must_use]
+    pub fn grace_for(&self, timing: &Timing) -> Duration {
+        let window = timing.lease_duration.saturating_sub(timing.renew_deadline);
+        self.grace.min(window / 2)
+    }
 }
 
 impl Default for TaskDefaults {

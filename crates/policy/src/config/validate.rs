@@ -203,7 +203,10 @@ pub(crate) fn tasks(
         }
         let (grace_key, grace) = match task.grace {
             Some(g) => (key("grace"), g),
-            None => (format!("default {}", key("grace")), defaults.grace),
+            None => (
+                format!("default {}", key("grace")),
+                defaults.grace_for(timing),
+            ),
         };
         let window = timing.lease_duration.saturating_sub(timing.renew_deadline);
         if election && grace >= window {
