@@ -699,3 +699,26 @@ fn helper_pid1_agent() {
     });
     println!("PID1_HELPER ok");
 }
+
+#[test]
+fn a_shim_whose_deadline_has_passed_starts_nothing() {
+    // The deadline travels on the command line as CLOCK_BOOTTIME nanoseconds: 1 ns after boot is long past.
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started");
+    let out = Command::new(LEASEHOLD)
+        .args([
+            leasehold_agent::shim::SUBCOMMAND,
+            "--task",
+            "late",
+            "--deadline",
+            "1",
+            "--",
+        ])
+        .args(["sh", "-c", &format!("touch {}", marker.display())])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(137), "{stderr}");
+    assert!(!marker.exists(), "the task ran past its deadline");
+    assert!(stderr.contains("not starting it"), "{stderr}");
+}

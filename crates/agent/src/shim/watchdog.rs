@@ -65,6 +65,15 @@ pub(super) fn run(args: &ShimArgs) -> Result<u8, ShimError> {
     }
     let timer = DeadlineTimer::new()?;
     timer.arm(args.deadline)?;
+    // A shim started late (the agent stalled between deciding and exec'ing us) must not start a task whose
+    // leadership may already be someone else's: past the deadline, nothing is spawned at all.
+    if args.deadline.has_passed(BootInstant::now()) {
+        note(
+            &args.task,
+            "kill deadline passed before the task started: not starting it",
+        );
+        return Ok(128 + 9);
+    }
     let mut group = Group::spawn(&args.command).map_err(|source| ShimError::Spawn {
         program: args.command.first().cloned().unwrap_or_default(),
         source,
