@@ -147,10 +147,10 @@ impl<S: Sink> GatedRunner<S> {
                 () = lost => self.stop_leading(&mut running, "leadership ended (renew deadline passed)").await,
                 () = heartbeat => {
                     if let Some((l, tasks)) = &running
-                        && let Some(left) = l.time_left()
+                        && let Some(deadline) = l.deadline_since_boot()
                     {
-                        tasks.set_deadline(watchdog_deadline(left, self.timing.0, self.timing.1));
-                        self.sink.leadership_deadline(Some(std::time::Instant::now() + left));
+                        tasks.set_deadline(watchdog_deadline(deadline, self.timing.0, self.timing.1));
+                        self.sink.leadership_deadline(l.time_left().map(|left| std::time::Instant::now() + left));
                     }
                 }
                 Some(reply) = impeach => {
@@ -186,8 +186,12 @@ impl<S: Sink> GatedRunner<S> {
         self.sink
             .leadership_deadline(l.time_left().map(|left| std::time::Instant::now() + left));
         self.sink.leading(l);
-        let left = l.time_left().unwrap_or(Duration::ZERO);
-        let deadline = watchdog_deadline(left, self.timing.0, self.timing.1);
+        // An ended leadership gets a deadline that has passed: the shim then starts nothing.
+        let deadline = watchdog_deadline(
+            l.deadline_since_boot().unwrap_or(Duration::ZERO),
+            self.timing.0,
+            self.timing.1,
+        );
         let term = Term {
             epoch: l.epoch(),
             holder: l.holder().to_string(),

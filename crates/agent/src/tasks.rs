@@ -186,14 +186,50 @@ impl Running {
     }
 }
 
-/// The watchdog deadline for a leadership that has `time_left`: past the end of leadership by most of LD − RD,
-/// so a stalled agent's children are dead before any other agent can have acquired the Lease (which takes at
-/// least LD after our last renew), while a normal stop (SIGTERM, then SIGKILL after a grace < LD − RD) runs first.
-pub fn watchdog_deadline(
-    time_left: Duration,
+/// The watchdog deadline for a leadership whose guard ends at `leadership_deadline` (CLOCK_BOOTTIME, from
+/// [`leasehold_lease::Leadership::deadline_since_boot`]): past the end of leadership by 7/8 of LD − RD, so a
+/// stalled agent's children are dead before any other agent can have acquired the Lease (which takes at least LD
+/// after our last renew), while a normal stop (SIGTERM, then SIGKILL after a grace < LD − RD) runs first. A pure
+/// function of the guard's absolute deadline: no clock read, so no stall can move it later.
+pub(crate) fn watchdog_deadline(
+    leadership_deadline: Duration,
     lease_duration: Duration,
     renew_deadline: Duration,
 ) -> Deadline {
     let slack = lease_duration.saturating_sub(renew_deadline);
-    Deadline::At(BootInstant::now() + time_left + slack - slack / 8)
+    let nanos = u64::try_from(leadership_deadline.as_nanos()).unwrap_or(u64::MAX);
+    Deadline::At(BootInstant::from_nanos(nanos) + (slack - slack / 8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kill deadline sits after the end of leadership by 7/8 of LD − RD: late enough for a graceful stop
+    /// (grace < LD − RD) to run first, early enough that the children are dead before anyone else can acquire
+    /// (LD after our last renew, and our guard ends RD after it). It depends on the guard's deadline alone.
+    #[test]
+    fn the_kill_deadline_is_the_guards_deadline_plus_seven_eighths_of_ld_minus_rd() {
+        let timings = [(15, 10_000), (3, 2_000), (60, 40_000), (2, 1_999)];
+        for boot_secs in [0u64, 7, 86_400 * 365] {
+            for (ld, rd_ms) in timings {
+                let (ld, rd) = (Duration::from_secs(ld), Duration::from_millis(rd_ms));
+                let guard = Duration::from_secs(boot_secs) + Duration::from_millis(123);
+                let Deadline::At(kill) = watchdog_deadline(guard, ld, rd) else {
+                    panic!("a leadership always has a kill deadline");
+                };
+                let guard_at = BootInstant::from_nanos(u64::try_from(guard.as_nanos()).unwrap());
+                let after = kill.saturating_duration_since(guard_at);
+                let slack = ld - rd;
+                assert!(
+                    after >= slack * 7 / 8 && after < slack,
+                    "{after:?} of {slack:?}"
+                );
+                assert_eq!(after, slack - slack / 8);
+                // The other side of the inequality: relative to our last renew s (guard = s + RD), the kill comes
+                // before s + LD, the earliest another agent may acquire.
+                assert!(rd + after < ld);
+            }
+        }
+    }
 }

@@ -139,6 +139,18 @@ impl Leadership {
         self.check()
     }
 
+    /// The deadline itself, as one absolute point on the leadership clock: time since boot on CLOCK_BOOTTIME,
+    /// which means the same in every process on the machine, so a watchdog in another process can hold it (in a
+    /// simulated elector, time since the simulation's origin). `None` once leadership has ended.
+    ///
+    /// Derive other deadlines from this, not from now + [`Leadership::time_left`]: two clock reads with a stall
+    /// between them would move the result later than the real deadline.
+    #[must_use]
+    pub fn deadline_since_boot(&self) -> Option<Duration> {
+        self.check()?;
+        Some(self.lock().deadline)
+    }
+
     /// Resolves when leadership ends: at the latest RD after the send time of the last successful renew, or
     /// earlier when the elector ends it (step-down, shutdown, another holder observed).
     ///
@@ -269,6 +281,20 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1)).await;
         assert!(!g.is_current());
         assert!(g.ended_at().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_absolute_deadline_does_not_move_with_the_time_it_is_read() {
+        let clock = Clock::tokio();
+        let g = guard(clock);
+        let at_start = g.deadline_since_boot();
+        assert_eq!(at_start, Some(Duration::from_secs(10)));
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(g.deadline_since_boot(), at_start, "read later, the same point");
+        assert!(g.extend(Duration::from_secs(3), Duration::from_secs(10)));
+        assert_eq!(g.deadline_since_boot(), Some(Duration::from_secs(13)));
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(g.deadline_since_boot(), None, "ended");
     }
 
     #[tokio::test(start_paused = true)]
