@@ -21,6 +21,7 @@
 
 mod args;
 mod group;
+mod pdeathsig;
 pub mod protocol;
 mod watchdog;
 

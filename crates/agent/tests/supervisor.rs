@@ -722,3 +722,33 @@ fn a_shim_whose_deadline_has_passed_starts_nothing() {
     assert!(!marker.exists(), "the task ran past its deadline");
     assert!(stderr.contains("not starting it"), "{stderr}");
 }
+
+#[test]
+fn a_shim_killed_with_sigkill_takes_its_task_with_it() {
+    // stdin stays open (piped): a closed control pipe would make the shim kill the task by itself.
+    let mut shim = Command::new(LEASEHOLD)
+        .args([
+            leasehold_agent::shim::SUBCOMMAND,
+            "--task",
+            "orphan",
+            "--deadline",
+            "none",
+            "--",
+        ])
+        .args(["sleep", "1000"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shim_pid = shim.id();
+    let mut task = 0;
+    wait_for("the task to start under the shim", || {
+        task = processes(|ppid, _| ppid == shim_pid)
+            .first()
+            .copied()
+            .unwrap_or(0);
+        task != 0
+    });
+    kill_process(Pid::from_raw(shim_pid as i32).unwrap(), Signal::KILL).unwrap();
+    shim.wait().unwrap();
+    wait_for("the task to die with its shim", || !alive(task));
+}

@@ -69,11 +69,10 @@ impl Group {
         let (program, args) = command
             .split_first()
             .ok_or_else(|| io::Error::other("empty command"))?;
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .process_group(0)
-            .spawn()?;
+        let mut command = Command::new(program);
+        command.args(args).stdin(Stdio::null()).process_group(0);
+        super::pdeathsig::die_with_the_shim(&mut command);
+        let child = command.spawn()?;
         let leader = Pid::from_child(&child);
         // Older kernels (< 5.3) have no pidfd; the watchdog then polls for the leader's exit on a short tick.
         let pidfd = pidfd_open(leader, PidfdFlags::empty()).ok();
