@@ -481,6 +481,15 @@ impl Cluster {
         }
     }
 
+    /// Replaces an object as the admin by PUTting `body` to `path` (a third party's write), failing unless the
+    /// answer is 200.
+    pub async fn replace(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        match self.admin()?.send("PUT", path, Some(body)).await? {
+            (200, v) => Ok(v),
+            (code, v) => bail!("PUT {path} answered {code}: {v}"),
+        }
+    }
+
     /// Runs kubectl against this server with the admin kubeconfig and returns its stdout.
     pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = Command::new("kubectl")

@@ -2,6 +2,7 @@
 //! signal during a graceful shutdown, an election namespace whose Lease name collides with another's, and the
 //! Kubernetes Events a leadership change leaves on the Lease.
 
+use anyhow::Context as _;
 use std::time::Duration;
 
 use leasehold_tests::harness::{AgentSpec, Cluster, Timing, eventually, free_port};
@@ -233,6 +234,62 @@ async fn a_new_leader_leaves_an_event_on_the_lease() -> anyhow::Result<()> {
             .iter()
             .all(|e| e["reportingInstance"] == leader.holder.as_str()),
         "only the agent whose leadership changed writes Events: {events:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_one_elector_dies_the_others_stop_their_tasks_with_grace_then_release_then_exit_1()
+-> anyhow::Result<()> {
+    let cluster = Cluster::start()?;
+    let bound = cluster.timing.takeover_bound();
+    for ns in ["alpha", "beta"] {
+        cluster.create_namespace(ns).await.ok();
+    }
+    let spec = AgentSpec::new("node-a")
+        .namespaces(&["alpha", "beta"])
+        .task(cluster.stamp_task("a", "alpha")?)
+        .task(cluster.stamp_task("b", "beta")?);
+    let mut agent = cluster.agent(spec).await?;
+    let leases = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
+    cluster.wait_for_leader(&[&agent], "beta", bound).await?;
+    cluster
+        .wait_for_start("beta", &agent.holder, 0, bound)
+        .await?;
+
+    // A third party makes alpha's Lease claim another election namespace: alpha's elector stops with a fatal
+    // collision while beta leads.
+    let mut alpha = cluster
+        .lease("default", "leasehold-alpha")
+        .await?
+        .context("alpha's Lease")?;
+    alpha["metadata"]["annotations"]["leasehold.dev/election-namespace"] = "someone-else".into();
+    cluster
+        .replace(&format!("{leases}/leasehold-alpha"), &alpha)
+        .await?;
+
+    let status = agent.wait_exit(bound + Duration::from_secs(5)).await?;
+    assert_eq!(status.code(), Some(1), "{status}\n{}", agent.log_tail(30));
+    let stamps = cluster.stamps()?;
+    let beta_runs = stamps.intervals_in("beta");
+    let last = beta_runs.last().context("beta's task ran")?;
+    assert!(
+        last.stopped,
+        "beta's task got SIGTERM and its grace, not SIGKILL: {}",
+        stamps.describe()
+    );
+    let beta = cluster
+        .lease("default", "leasehold-beta")
+        .await?
+        .context("beta's Lease")?;
+    assert_eq!(
+        beta["metadata"]["annotations"]["leasehold.dev/released-by"],
+        agent.holder.as_str(),
+        "beta's Lease was released after its task stopped: {beta}"
+    );
+    assert_eq!(
+        beta["spec"]["holderIdentity"], "",
+        "released: no holder: {beta}"
     );
     Ok(())
 }

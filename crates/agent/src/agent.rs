@@ -133,6 +133,18 @@ pub async fn run(
         let lease_identity = LeaseIdentity::new(identity.node(), identity.instance())?;
         let mut routes = BTreeMap::new();
         let mut runners = tokio::task::JoinSet::new();
+        // The runners stop on the process's shutdown, or when one of them dies: then every other one must still
+        // stop its children within their grace and release, in that order, before the agent exits 1.
+        let (stop_tx, stop) = watch::channel(false);
+        tokio::spawn({
+            let mut shutdown = shutdown.clone();
+            let stop_tx = stop_tx.clone();
+            async move {
+                if shutdown.wait_for(|s| *s).await.is_ok() {
+                    stop_tx.send_replace(true);
+                }
+            }
+        });
         for ns in &config.election.namespaces {
             let name = LeaseName::election(&config.lease.prefix, ns);
             let election = elector.spawn(
@@ -169,7 +181,7 @@ pub async fn run(
                     }),
                 },
             };
-            runners.spawn(runner.run(shutdown.clone()));
+            runners.spawn(runner.run(stop.clone()));
         }
         if !spread::spread_tasks(&config).is_empty() {
             let manager = spread::SpreadManager {
@@ -182,7 +194,7 @@ pub async fn run(
                 view: view.clone(),
                 metrics: metrics.clone(),
             };
-            runners.spawn(manager.run(shutdown.clone()));
+            runners.spawn(manager.run(stop.clone()));
         }
         tokio::spawn(route_impeach(impeach_rx, routes));
         listeners.spawn(
@@ -192,24 +204,21 @@ pub async fn run(
             config.api.token.clone(),
         );
         while let Some(end) = runners.join_next().await {
-            match end {
-                Ok(RunnerEnd::Shutdown) => {}
-                Ok(RunnerEnd::ElectorDied(why)) => {
-                    tracing::error!(%why, "an elector died; stopping");
-                    view.set_fatal(why);
-                    code = ELECTOR_DIED;
-                    break;
-                }
-                Err(e) => {
-                    view.set_fatal(format!("an election runner failed: {e}"));
-                    code = ELECTOR_DIED;
-                    break;
-                }
+            let fatal = match end {
+                Ok(RunnerEnd::Shutdown) => continue,
+                Ok(RunnerEnd::ElectorDied(why)) => why,
+                Err(e) => format!("an election runner failed: {e}"),
+            };
+            if code == 0 {
+                tracing::error!(why = %fatal, "an elector died; stopping the other elections in order");
+                view.set_fatal(fatal);
+                code = ELECTOR_DIED;
+                // Every other runner stops its children (SIGTERM, then SIGKILL after their grace) and only then
+                // releases its Lease; the loop waits for all of them.
+                stop_tx.send_replace(true);
+            } else {
+                tracing::error!(why = %fatal, "another election ended with an error while stopping");
             }
-        }
-        if code != 0 {
-            // Stop what is left in order: the other runners stop their children and release.
-            drop(runners);
         }
     } else {
         tokio::spawn(route_impeach(impeach_rx, BTreeMap::new()));

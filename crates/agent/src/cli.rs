@@ -83,7 +83,7 @@ is `leasehold status --cluster`.";
 /// The name under which kubectl runs the binary as a plugin (`kubectl leasehold ...`).
 pub const PLUGIN_NAME: &str = "kubectl-leasehold";
 
-/// Parses the command line. Run as the kubectl plugin (argv[0] named [`PLUGIN_NAME`], as kubectl execs it),
+/// Parses the command line. Run as the kubectl plugin (`argv[0]` named [`PLUGIN_NAME`], as kubectl execs it),
 /// help shows `kubectl leasehold`, and `status` reads the cluster: a plugin runs on a laptop, where no agent
 /// listens.
 pub fn parse(args: Vec<String>) -> Cli {

@@ -515,7 +515,7 @@ fn a_sigstopped_agent_loses_its_task_by_the_deadline_and_does_not_resurrect_it()
 
     agent.signal(Signal::STOP);
 
-    // The deadline was at most 1 s ahead; the shim acts alone while the agent is frozen.
+    // The deadline was at most FAKE_AGENT_DEADLINE ahead; the shim acts alone while the agent is frozen.
     wait_for(
         "the task's group to be gone while the agent is stopped",
         || session(sid).is_empty(),
@@ -567,8 +567,13 @@ fn a_sigkilled_agent_loses_its_task() {
     assert!(task.iter().all(|&pid| !alive(pid)), "{task:?}");
 }
 
-/// Helper process for the fake-agent tests: runs a task with a 1 s deadline and extends it every 200 ms, forever,
-/// printing every state change and every refused extension.
+/// How far ahead the fake agent keeps its task's deadline. Long enough that a shim started late on a loaded
+/// machine is still before it (a shim past its deadline starts nothing), short enough that a frozen agent's task
+/// dies well within [`WAIT`].
+const FAKE_AGENT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Helper process for the fake-agent tests: runs a task with a [`FAKE_AGENT_DEADLINE`] deadline and extends it every
+/// 200 ms, forever, printing every state change and every refused extension.
 #[test]
 fn helper_fake_agent() {
     if std::env::var(HELPER_ENV).as_deref() != Ok("fake-agent") {
@@ -582,7 +587,7 @@ fn helper_fake_agent() {
     runtime.block_on(async {
         let handle = supervisor().run(
             sh("fake-agent-task", "sleep 1000 & wait"),
-            Deadline::after(Duration::from_secs(1)),
+            Deadline::after(FAKE_AGENT_DEADLINE),
         );
         let mut state = handle.state();
         tokio::spawn(async move {
@@ -595,7 +600,7 @@ fn helper_fake_agent() {
         });
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            if !handle.set_deadline(Deadline::after(Duration::from_secs(1))) {
+            if !handle.set_deadline(Deadline::after(FAKE_AGENT_DEADLINE)) {
                 println!("FAKE_AGENT refused");
             }
         }

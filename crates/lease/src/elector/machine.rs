@@ -167,7 +167,8 @@ impl Machine {
         let health = hub.health();
         Self {
             me: cfg.identity.holder(),
-            term: Term::with_epoch_floor(cfg.lease_duration, cfg.epoch_floor, Instant::now()),
+            term: Term::with_epoch_floor(cfg.lease_duration, cfg.epoch_floor, Instant::now())
+                .seeded(cfg.last_sighting.clone()),
             backoff: Backoff::new(cfg.retry_period, cfg.lease_duration, random.clone()),
             random,
             api,
@@ -213,8 +214,10 @@ impl Machine {
                 biased;
                 cmd = self.cmds.recv() => match cmd {
                     None => {
-                        // Every handle is gone: nobody can stop the work or ask for more, so release.
-                        self.release().await;
+                        // Every handle is gone. The guarded work may still be running (a task aborted mid-way
+                        // drops its handle), so no release: that is an explicit step after the work has stopped.
+                        // Leadership ends here, and the term runs out on its own.
+                        self.lose("every election handle was dropped");
                         return Ok(());
                     }
                     Some(Command::Shutdown(reply)) => {

@@ -241,8 +241,9 @@ impl Elector {
 
 /// The handle of one running election.
 ///
-/// Dropping every handle makes the election release (if it holds the Lease) and stop, as
-/// [`ElectionHandle::shutdown`] does; stop the guarded work first.
+/// Dropping every handle ends our leadership and stops the election *without* releasing the Lease: the work it
+/// guarded may still be running, so a follower waits out the term. To hand over at once, stop the work and then
+/// call [`ElectionHandle::shutdown`], which releases.
 #[derive(Clone)]
 pub struct ElectionHandle {
     identity: String,
