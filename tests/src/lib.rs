@@ -3,6 +3,7 @@
 
 pub mod apiserver_process;
 pub mod claims;
+pub mod grafana;
 pub mod harness;
 pub mod http_client;
 pub mod limits;

@@ -1,9 +1,9 @@
 //! Prometheus metrics, in the text format, served on the probe listener's `/metrics`.
 //!
 //! Gauges that describe the current state (`leasehold_election_status`, `leasehold_election_seconds`,
-//! `leasehold_election_polling`, `leasehold_task_running`, `leader_election_master_status`) are rendered from the
-//! [`View`] at scrape time, so a holder that changes never leaves a stale series behind. Counters and the renew
-//! histogram are kept here.
+//! `leasehold_election_epoch`, `leasehold_election_polling`, `leasehold_task_running`,
+//! `leader_election_master_status`) are rendered from the `View` at scrape time, so a holder that changes never
+//! leaves a stale series behind. Counters and the renew histogram are kept here.
 
 use std::sync::Arc;
 
@@ -48,6 +48,8 @@ pub struct ApiLabels {
 /// The agent's metrics.
 pub struct Metrics {
     registry: Registry,
+    /// The state the gauges are rendered from; also names the tasks whose restart counters start at 0.
+    view: Arc<View>,
     /// Leadership transitions by namespace and reason.
     pub transitions: Family<TransitionLabels, Counter>,
     /// Restarts of tasks that exited by themselves.
@@ -103,6 +105,26 @@ impl Collector for StateCollector {
                 let labels = [("namespace", ns.namespace.as_str())];
                 ConstGauge::new(ns.elected_seconds.unwrap_or(0.0))
                     .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            // Only the leader exports the epoch: the View knows the fencing epoch only while this agent leads (a
+            // follower's idea of it would be the Lease's transitions as last seen, which lags a takeover). So
+            // `max by (namespace)` is the current epoch, and no series means that no agent leads right now. A
+            // frozen leader whose term has ended shows no epoch either (the View hides it past the deadline).
+            let mut family = encoder.encode_descriptor(
+                "leasehold_election_epoch",
+                "Fencing epoch of the term this agent leads (exported by the leader only)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for ns in &snapshot {
+                if let Some(epoch) = ns.epoch {
+                    let labels = [("namespace", ns.namespace.as_str())];
+                    // Epochs are Lease transitions counts, far below 2^63.
+                    let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
+                    ConstGauge::new(epoch).encode(family.encode_family(&labels)?)?;
+                }
             }
         }
         {
@@ -204,11 +226,12 @@ impl Metrics {
             renew_seconds.clone(),
         );
         registry.register_collector(Box::new(StateCollector {
-            view,
+            view: view.clone(),
             identity: identity.to_string(),
         }));
         Self {
             registry,
+            view,
             transitions,
             task_restarts,
             api_requests,
@@ -228,7 +251,21 @@ impl Metrics {
     }
 
     /// The text exposition.
+    ///
+    /// Every task the view knows has a `leasehold_task_restarts_total` series from the first scrape on, at 0 until
+    /// it restarts. `increase()` and `rate()` take a series' first sample as its starting point, so a counter that
+    /// appeared only at its first restart would hide that restart from LeaseholdTaskRestarting and the dashboard,
+    /// and a healthy task would have no series to show at all.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        for ns in self.view.snapshot() {
+            for task in ns.tasks {
+                // Creates the series at 0 if absent; the guard is released at once.
+                drop(
+                    self.task_restarts
+                        .get_or_create(&TaskLabels { task: task.name }),
+                );
+            }
+        }
         let mut out = String::new();
         encode(&mut out, &self.registry)?;
         Ok(out)
@@ -245,9 +282,101 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant, SystemTime};
+
     use leasehold_policy::status::Status;
 
     use super::*;
+    use crate::view::TaskView;
+
+    #[test]
+    fn only_the_leader_exports_the_epoch_and_only_until_its_deadline() -> Result<(), std::fmt::Error>
+    {
+        let view = Arc::new(View::new("node-a"));
+        view.add_namespace("led", Status::Defeat { holder: None }, "ns/la", false);
+        view.add_namespace("followed", Status::Defeat { holder: None }, "ns/lb", false);
+        let metrics = Metrics::new(view.clone(), "node-a_1");
+        view.set_leadership_deadline("led", Some(Instant::now() + Duration::from_secs(60)));
+        view.set_status(
+            "led",
+            Status::Success {
+                since: SystemTime::now(),
+            },
+            Some("node-a_1".into()),
+            Some(7),
+        );
+        view.set_status(
+            "followed",
+            Status::Defeat {
+                holder: Some("node-b".into()),
+            },
+            Some("node-b_1".into()),
+            None,
+        );
+        let text = metrics.encode()?;
+        let epoch = |text: &str, ns: &str| {
+            sample(
+                text,
+                &format!("leasehold_election_epoch{{namespace=\"{ns}\"}}"),
+            )
+        };
+        assert_eq!(epoch(&text, "led"), Some(7.0), "{text}");
+        assert_eq!(
+            epoch(&text, "followed"),
+            None,
+            "a follower exports none: {text}"
+        );
+        assert!(
+            text.contains("# TYPE leasehold_election_epoch gauge"),
+            "{text}"
+        );
+        // Frozen past the deadline: the term has ended, so no epoch, as the status shows defeat.
+        view.set_leadership_deadline("led", Some(Instant::now() - Duration::from_millis(1)));
+        let text = metrics.encode()?;
+        assert_eq!(epoch(&text, "led"), None, "{text}");
+        assert!(
+            text.contains("leasehold_election_status{namespace=\"led\",id=\"node-a_1\",holder=\"node-a_1\",status=\"defeat\"} 1"),
+            "{text}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_known_task_has_a_restart_counter_at_zero_before_its_first_restart()
+    -> Result<(), std::fmt::Error> {
+        let view = Arc::new(View::new("node-a"));
+        view.add_namespace("default", Status::Defeat { holder: None }, "ns/l", false);
+        let metrics = Metrics::new(view.clone(), "node-a_1");
+        let restarts = |text: &str, task: &str| {
+            sample(
+                text,
+                &format!("leasehold_task_restarts_total{{task=\"{task}\"}}"),
+            )
+        };
+        let text = metrics.encode()?;
+        assert_eq!(restarts(&text, "mysql"), None, "no task yet: {text}");
+        view.set_task(
+            "default",
+            TaskView {
+                name: "mysql".into(),
+                mode: "leader".into(),
+                state: "stopped".into(),
+                pid: None,
+                restarts: 0,
+            },
+        );
+        let text = metrics.encode()?;
+        assert_eq!(restarts(&text, "mysql"), Some(0.0), "{text}");
+        metrics
+            .task_restarts
+            .get_or_create(&TaskLabels {
+                task: "mysql".into(),
+            })
+            .inc();
+        let text = metrics.encode()?;
+        assert_eq!(restarts(&text, "mysql"), Some(1.0), "{text}");
+        Ok(())
+    }
 
     #[test]
     fn the_polling_gauge_is_one_only_while_polling() -> Result<(), std::fmt::Error> {
