@@ -230,6 +230,9 @@ pub struct AgentSpec {
     pub env: Vec<(String, String)>,
     /// The arguments after the binary: `agent` by default, or `run … -- CMD` for the wrapper.
     pub args: Vec<String>,
+    /// Whether stdout and stderr become a pipe that nobody reads once the agent has announced itself, as behind
+    /// a stalled log shipper (see [`AgentSpec::stalled_output`]).
+    pub stall_output: bool,
 }
 
 impl AgentSpec {
@@ -241,7 +244,16 @@ impl AgentSpec {
             tasks: Vec::new(),
             env: Vec::new(),
             args: vec!["agent".to_string()],
+            stall_output: false,
         }
+    }
+
+    /// Makes stdout and stderr a pipe that the test stops reading as soon as the agent has announced its
+    /// identity: every later write fills it (64 KiB) and then blocks, as behind a stalled log pipeline.
+    #[must_use]
+    pub fn stalled_output(mut self) -> Self {
+        self.stall_output = true;
+        self
     }
 
     /// Runs `leasehold run --namespace NS --grace G -- CMD` (the wrapper) instead of `leasehold agent`.
@@ -665,10 +677,17 @@ impl Cluster {
             .env_clear()
             .envs(self.base_env(&spec, &kubeconfig, &config, api, probe))
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
+            .stdin(Stdio::null());
+        let stall = if spec.stall_output {
+            let (reader, writer) = std::io::pipe()?;
+            cmd.stdout(writer.try_clone()?).stderr(writer);
+            Some(stall_after_announcement(reader, out))
+        } else {
+            cmd.stdout(out.try_clone()?).stderr(out);
+            None
+        };
         let mut child = cmd.spawn().context("spawning leasehold agent")?;
+        drop(cmd);
         self.logs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -686,6 +705,7 @@ impl Cluster {
             log,
             client: ApiClient::new(&format!("http://{api}"), ""),
             probe_client: ApiClient::new(&format!("http://{probe}"), ""),
+            _stall: stall,
         })
     }
 
@@ -796,6 +816,30 @@ pub fn identity_in_log(log: &Path) -> Option<String> {
         })
 }
 
+/// Copies the agent's output from `reader` into `log` up to and including its start-up announcement, then holds the
+/// pipe open without reading it until the returned sender is dropped.
+fn stall_after_announcement(
+    reader: std::io::PipeReader,
+    mut log: File,
+) -> std::sync::mpsc::Sender<()> {
+    use std::io::{BufRead as _, Write as _};
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(reader);
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+            let _ = log.write_all(line.as_bytes());
+            if line.contains("leasehold agent starting") {
+                break;
+            }
+            line.clear();
+        }
+        // Blocks until the Agent is dropped; the pipe stays open and unread until then.
+        let _ = rx.recv();
+    });
+    tx
+}
+
 /// Waits until the agent `child` logging into `log` has announced its identity (`Some`) or has exited without
 /// (`None`, e.g. a configuration error); an agent that does neither within `within` is an error.
 pub async fn announced_identity(
@@ -871,6 +915,8 @@ pub struct Agent {
     pub log: PathBuf,
     client: ApiClient,
     probe_client: ApiClient,
+    /// With [`AgentSpec::stalled_output`]: dropping it lets the unread pipe go.
+    _stall: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl Agent {
@@ -1023,6 +1069,15 @@ impl Agent {
         Ok(Self::get(&self.probe_client, "GET", "/readyz", None)
             .await?
             .0)
+    }
+
+    /// The Prometheus text of `GET /metrics` on the probe listener.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let (code, text) = self.probe_client.get_text("/metrics").await?;
+        if code != 200 {
+            bail!("GET /metrics answered {code}: {text}");
+        }
+        Ok(text)
     }
 
     /// The status code of `GET /healthz` on the probe listener.

@@ -5,7 +5,9 @@
 use anyhow::Context as _;
 use std::time::Duration;
 
-use leasehold_tests::harness::{AgentSpec, Cluster, Timing, eventually, free_port};
+use leasehold_tests::harness::{
+    AgentSpec, Cluster, TaskDef, Timing, eventually, free_port, holds_for,
+};
 use leasehold_tests::http_client::ApiClient;
 use leasehold_tests::stamps::Event;
 use serde_json::json;
@@ -290,6 +292,69 @@ async fn when_one_elector_dies_the_others_stop_their_tasks_with_grace_then_relea
     assert_eq!(
         beta["spec"]["holderIdentity"], "",
         "released: no holder: {beta}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stalled_log_pipe_never_stops_the_election() -> anyhow::Result<()> {
+    // stdout and stderr become a pipe nobody reads once the agent has started, and a task floods its output
+    // through the agent's log. Written synchronously on the runtime's workers, the log would block them and stop
+    // the renewals; the agent must drop lines (and count them) instead.
+    let cluster = Cluster::start()?;
+    let t = cluster.timing;
+    let chatty = TaskDef {
+        name: "chatty".into(),
+        namespace: "default".into(),
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            "while :; do echo 'a line of task output that nobody will ever read'; done".into(),
+        ],
+        election: false,
+        grace: t.grace,
+        tags: Default::default(),
+        mode: None,
+    };
+    let agent = cluster
+        .agent(AgentSpec::new("node-a").task(chatty).stalled_output())
+        .await?;
+    cluster
+        .wait_for_leader(&[&agent], "default", t.takeover_bound())
+        .await?;
+    let dropped = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("leasehold_log_lines_dropped_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    // The pipe fills within moments; from then on lines are dropped.
+    eventually("log lines dropped", t.takeover_bound(), || async {
+        Ok(dropped(&agent.metrics().await?).filter(|n| *n > 0.0))
+    })
+    .await?;
+    let before = cluster
+        .lease("default", "leasehold-default")
+        .await?
+        .context("the Lease")?;
+    // Three terms with the log stalled: the agent keeps leading, and keeps renewing.
+    holds_for(
+        "the agent leads while its log is stalled",
+        t.lease_duration * 3,
+        || async { Ok(agent.namespace("default").await?.status == "success") },
+    )
+    .await?;
+    let after = cluster
+        .lease("default", "leasehold-default")
+        .await?
+        .context("the Lease")?;
+    assert_eq!(after["spec"]["holderIdentity"], agent.holder.as_str());
+    assert_ne!(
+        after["spec"]["renewTime"], before["spec"]["renewTime"],
+        "renewals went on"
+    );
+    assert_eq!(
+        after["spec"]["leaseTransitions"], before["spec"]["leaseTransitions"],
+        "the same term"
     );
     Ok(())
 }

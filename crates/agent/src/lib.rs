@@ -13,7 +13,7 @@ pub(crate) mod events;
 pub mod kube_client;
 mod lease_names;
 pub mod logging;
-pub mod metrics;
+pub(crate) mod metrics;
 pub(crate) mod namespace_sink;
 pub(crate) mod runner;
 pub mod settings;

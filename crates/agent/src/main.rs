@@ -106,7 +106,7 @@ async fn serve(loaded: Result<settings::Settings, settings::SettingsError>) -> E
     } else {
         None
     };
-    logging::init(settings.config.api.log_format);
+    let _log = logging::init(settings.config.api.log_format);
     let shutdown = match shutdown::install() {
         Ok(rx) => rx,
         Err(e) => {

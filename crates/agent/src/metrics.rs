@@ -12,7 +12,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -76,6 +76,14 @@ impl std::fmt::Debug for StateCollector {
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snapshot = self.view.snapshot();
+        // Lines the non-blocking log writer dropped because stderr did not keep up: the log pipe stalled, and
+        // the election went on rather than wait for it.
+        ConstCounter::new(crate::logging::dropped_lines()).encode(encoder.encode_descriptor(
+            "leasehold_log_lines_dropped",
+            "Log lines dropped because stderr did not keep up (the election never waits for the log)",
+            None,
+            MetricType::Counter,
+        )?)?;
         {
             let mut family = encoder.encode_descriptor(
                 "leasehold_election_status",
@@ -272,8 +280,9 @@ impl Metrics {
     }
 }
 
-/// The value of one series (`name{labels}`) in a text exposition, for tests and the status command.
-pub fn sample(text: &str, series: &str) -> Option<f64> {
+/// The value of one series (`name{labels}`) in a text exposition, for the unit tests.
+#[cfg(test)]
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
