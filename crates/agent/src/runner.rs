@@ -146,10 +146,14 @@ impl<S: Sink> GatedRunner<S> {
                 },
                 () = lost => self.stop_leading(&mut running, "leadership ended (renew deadline passed)").await,
                 () = heartbeat => {
-                    if let Some((l, tasks)) = &running
+                    if let Some((l, tasks)) = &mut running
                         && let Some(deadline) = l.deadline_since_boot()
                     {
-                        tasks.set_deadline(watchdog_deadline(deadline, self.timing.0, self.timing.1));
+                        let kill = watchdog_deadline(deadline, self.timing.0, self.timing.1);
+                        tasks.set_deadline(kill);
+                        // Still leading, yet a task's deadline passed: the agent was starved, not the
+                        // election. The leader runs its tasks again rather than hold the Lease idle.
+                        self.ctx.restart_expired(tasks, kill);
                         self.sink.leadership_deadline(l.time_left().map(|left| std::time::Instant::now() + left));
                     }
                 }

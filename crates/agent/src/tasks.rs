@@ -74,8 +74,11 @@ pub fn publish_idle(view: &View, namespace: &str, tasks: &[TaskConfig]) {
     }
 }
 
-/// A set of running tasks.
+/// A set of running tasks, with what it takes to start each again.
 pub struct Running {
+    namespace: String,
+    term: Option<Term>,
+    tasks: Vec<TaskConfig>,
     handles: Vec<TaskHandle>,
     watchers: Vec<JoinHandle<()>>,
 }
@@ -119,20 +122,61 @@ impl TaskContext {
         term: Option<&Term>,
         deadline: Deadline,
     ) -> Running {
-        let mut handles = Vec::new();
-        let mut watchers = Vec::new();
+        let mut running = Running {
+            namespace: namespace.to_owned(),
+            term: term.cloned(),
+            tasks: tasks.to_vec(),
+            handles: Vec::new(),
+            watchers: Vec::new(),
+        };
         for task in tasks {
-            let spec = TaskSpec {
-                name: task.name.clone(),
-                command: task.command.clone(),
-                env: self.env(task, namespace, term),
-                grace: task.grace,
-            };
-            let handle = self.supervisor.run(spec, deadline);
-            watchers.push(self.watch_task(namespace, task.clone(), &handle));
-            handles.push(handle);
+            let (handle, watcher) = self.start_one(namespace, task, term, deadline);
+            running.handles.push(handle);
+            running.watchers.push(watcher);
         }
-        Running { handles, watchers }
+        running
+    }
+
+    fn start_one(
+        &self,
+        namespace: &str,
+        task: &TaskConfig,
+        term: Option<&Term>,
+        deadline: Deadline,
+    ) -> (TaskHandle, JoinHandle<()>) {
+        let spec = TaskSpec {
+            name: task.name.clone(),
+            command: task.command.clone(),
+            env: self.env(task, namespace, term),
+            grace: task.grace,
+        };
+        let handle = self.supervisor.run(spec, deadline);
+        let watcher = self.watch_task(namespace, task.clone(), &handle);
+        (handle, watcher)
+    }
+
+    /// Starts again, with `deadline`, every task of `running` whose kill deadline passed (the watchdog killed it,
+    /// or never started it) and counts each as a restart. Call it only while the leadership those tasks run for is
+    /// current: then the deadline passed because the agent itself was starved (it could not move the deadline
+    /// forward) while the elector kept renewing, and without this the leader would keep the Lease with nothing
+    /// running until leadership changed. Returns how many were started.
+    pub fn restart_expired(&self, running: &mut Running, deadline: Deadline) -> usize {
+        let expired = expired(running.handles.iter().map(|h| *h.state().borrow()));
+        for &i in &expired {
+            let task = running.tasks[i].clone();
+            tracing::warn!(task = %task.name, "the task's kill deadline passed while this agent still leads (the agent was starved of CPU); starting it again");
+            let (handle, watcher) =
+                self.start_one(&running.namespace, &task, running.term.as_ref(), deadline);
+            // The old handle is final (Expired) and its watcher has published that; replace both.
+            running.handles[i] = handle;
+            running.watchers[i].abort();
+            running.watchers[i] = watcher;
+            self.metrics
+                .task_restarts
+                .get_or_create(&TaskLabels { task: task.name })
+                .inc();
+        }
+        expired.len()
     }
 
     /// Mirrors a task's state into the view and its restarts into the metrics.
@@ -186,6 +230,16 @@ impl Running {
     }
 }
 
+/// The indices of the tasks, by state, whose kill deadline has passed: the ones to start again while leadership
+/// is still current.
+fn expired(states: impl Iterator<Item = TaskState>) -> Vec<usize> {
+    states
+        .enumerate()
+        .filter(|(_, s)| matches!(s, TaskState::Expired { .. }))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// The watchdog deadline for a leadership whose guard ends at `leadership_deadline` (CLOCK_BOOTTIME, from
 /// [`leasehold_lease::Leadership::deadline_since_boot`]): past the end of leadership by 7/8 of LD − RD, so a
 /// stalled agent's children are dead before any other agent can have acquired the Lease (which takes at least LD
@@ -204,6 +258,19 @@ pub(crate) fn watchdog_deadline(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_tasks_whose_kill_deadline_passed_are_started_again() {
+        let states = [
+            TaskState::Running { pid: 10 },
+            TaskState::Expired { last_exit: None },
+            TaskState::Starting,
+            TaskState::Expired { last_exit: None },
+            TaskState::Stopping { pid: 11 },
+        ];
+        assert_eq!(expired(states.into_iter()), [1, 3]);
+        assert!(expired([TaskState::Starting].into_iter()).is_empty());
+    }
 
     /// The kill deadline sits after the end of leadership by 7/8 of LD − RD: late enough for a graceful stop
     /// (grace < LD − RD) to run first, early enough that the children are dead before anyone else can acquire
