@@ -290,7 +290,11 @@ mod tests {
         let at_start = g.deadline_since_boot();
         assert_eq!(at_start, Some(Duration::from_secs(10)));
         tokio::time::advance(Duration::from_secs(4)).await;
-        assert_eq!(g.deadline_since_boot(), at_start, "read later, the same point");
+        assert_eq!(
+            g.deadline_since_boot(),
+            at_start,
+            "read later, the same point"
+        );
         assert!(g.extend(Duration::from_secs(3), Duration::from_secs(10)));
         assert_eq!(g.deadline_since_boot(), Some(Duration::from_secs(13)));
         tokio::time::advance(Duration::from_secs(9)).await;

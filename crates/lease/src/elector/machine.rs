@@ -167,8 +167,7 @@ impl Machine {
         let health = hub.health();
         Self {
             me: cfg.identity.holder(),
-            term: Term::with_epoch_floor(cfg.lease_duration, cfg.epoch_floor, Instant::now())
-                .seeded(cfg.last_sighting.clone()),
+            term: Term::with_epoch_floor(cfg.lease_duration, cfg.epoch_floor, Instant::now()),
             backoff: Backoff::new(cfg.retry_period, cfg.lease_duration, random.clone()),
             random,
             api,
