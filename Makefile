@@ -6,13 +6,15 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: run test tools build bench bench-quick lint fmt
 
-## tools: installs what the build and tests need and the machine may lack.
+## tools: installs what the build and tests need and the machine may lack. Debian's prometheus package brings
+## promtool (the alert rules' unit tests) and the server /usr/bin/prometheus (tests/tests/prometheus.rs runs the
+## rules and the dashboard's queries in it against real agents).
 tools:
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo is required (install Rust with rustup)"; exit 1; }
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
 	@command -v kubectl >/dev/null || { echo "error: kubectl is required by the kubectl tests and the demo; install it from your distribution or https://kubernetes.io/docs/tasks/tools/"; exit 1; }
-	@command -v promtool >/dev/null || { \
-		command -v apt-get >/dev/null || { echo "error: promtool is required by the alert rules' tests; install Debian's prometheus package"; exit 1; }; \
+	@{ command -v promtool >/dev/null && test -x /usr/bin/prometheus; } || { \
+		command -v apt-get >/dev/null || { echo "error: promtool and /usr/bin/prometheus are required by the monitoring tests; install Debian's prometheus package"; exit 1; }; \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
@@ -104,10 +106,40 @@ sim-replay:
 	@test -n "$(SIM_SEED)" || { echo "usage: SIM_SEED=<seed> make sim-replay"; exit 2; }
 	SIM_SEED=$(SIM_SEED) $(SIM_ENV) $(CARGO) test --locked -p leasehold-lease --test sim -- --nocapture seeds_keep_every_invariant
 
+## lint: fmt, clippy and rustdoc with warnings denied, the packaging check (`make package`), then the MSRV check.
+## The MSRV check proves `rust-version` in Cargo.toml by building with exactly that toolchain. The machines this
+## project builds on have one Rust toolchain and may not fetch another, so rust-version is that toolchain's version:
+## then the clippy build above is the proof, and the check only confirms that the two agree. If they differ (a
+## newer machine), it builds with the declared toolchain when rustup has it installed, and otherwise fails, saying
+## what to do: install that toolchain, or set rust-version to one that can be checked.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
+	$(MAKE) package
+	@msrv=$$(sed -n 's/^rust-version = "\(.*\)"$$/\1/p' Cargo.toml); \
+		have=$$(rustc --version | sed -n 's/^rustc \([0-9]*\.[0-9]*\).*/\1/p'); \
+		test -n "$$msrv" || { echo "error: no rust-version in Cargo.toml"; exit 1; }; \
+		if [ "$$msrv" = "$$have" ]; then \
+			echo "MSRV $$msrv: checked (the build above used rustc $$have)"; \
+		elif command -v rustup >/dev/null && rustup run "$$msrv" rustc --version >/dev/null 2>&1; then \
+			echo "MSRV $$msrv: checking with that toolchain (the default is $$have)"; \
+			CARGO_TARGET_DIR=$(or $(CARGO_TARGET_DIR),target)/msrv rustup run "$$msrv" cargo check --workspace --all-targets --locked; \
+		else \
+			echo "error: rust-version $$msrv cannot be checked here: the toolchain is rustc $$have and $$msrv is not installed; run 'rustup toolchain install $$msrv', or set rust-version to a toolchain you can build with"; exit 1; \
+		fi
+
+## package (part of `make lint`): what `cargo publish` would upload, checked without uploading and without
+## credentials. Every workspace crate that may be published (leasehold-policy and leasehold-lease; the others have
+## publish = false) is packaged, and each package is then built on its own from its extracted sources
+## (target/package) against crates.io's index, as a user would get it. cargo >= 1.90 checks crates of the workspace
+## that depend on each other together, against a local overlay registry, so this works before any of them is on
+## crates.io. --allow-dirty lets it run in a working tree with uncommitted changes (a clean clone is never dirty).
+## About 2 minutes cold (a debug build of each package with the dependency features it alone selects), a few
+## seconds warm.
+.PHONY: package
+package:
+	$(CARGO) publish --dry-run --workspace --locked --allow-dirty
 
 fmt:
 	$(CARGO) fmt --all

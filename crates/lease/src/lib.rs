@@ -97,3 +97,8 @@ pub use elector::{
 pub use identity::{Identity, IdentityError, MAX_HOLDER_LEN};
 pub use leadership::Leadership;
 pub use watch::{WATCH_SILENCE_RELIST, WATCH_TIMEOUT_SECS, is_watch_forbidden};
+
+// The README's example is compiled as a doctest (`no_run`: it needs a cluster), so it stays true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -32,3 +32,8 @@ pub use lease_name::{LeaseKind, LeaseName, LeasePrefix};
 pub use placement::{place, place_weighted};
 pub use status::{Status, StatusKind, StatusReport};
 pub use tags::{TagRules, Tags};
+
+// The README's example runs as a doctest, so it stays true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
