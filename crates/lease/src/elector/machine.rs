@@ -555,7 +555,25 @@ impl Machine {
         self.publish();
     }
 
+    /// Stops on a Lease that belongs to something else. The election-namespace annotation is checked first: its
+    /// error says what happened in the words an operator needs (two names sanitised to one Lease name); then the
+    /// caller's [`crate::OwnerCheck`], for the collisions only it knows (another kind of Lease, say).
     fn check_collision(&self, lease: &Lease) -> Result<(), ElectorError> {
+        if let Some(ours) = self.cfg.annotations.get(ELECTION_NAMESPACE_ANNOTATION) {
+            let theirs = lease
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ELECTION_NAMESPACE_ANNOTATION));
+            if let Some(theirs) = theirs.filter(|t| *t != ours) {
+                return Err(ElectorError::NameCollision {
+                    namespace: self.cfg.namespace.clone(),
+                    lease: self.cfg.lease_name.clone(),
+                    ours: ours.clone(),
+                    theirs: theirs.clone(),
+                });
+            }
+        }
         if let Some(check) = &self.cfg.owner_check {
             let empty = std::collections::BTreeMap::new();
             let meta = &lease.metadata;
@@ -570,23 +588,7 @@ impl Machine {
                     reason,
                 })?;
         }
-        let Some(ours) = self.cfg.annotations.get(ELECTION_NAMESPACE_ANNOTATION) else {
-            return Ok(());
-        };
-        let theirs = lease
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ELECTION_NAMESPACE_ANNOTATION));
-        match theirs {
-            Some(theirs) if theirs != ours => Err(ElectorError::NameCollision {
-                namespace: self.cfg.namespace.clone(),
-                lease: self.cfg.lease_name.clone(),
-                ours: ours.clone(),
-                theirs: theirs.clone(),
-            }),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     /// When a takeover may start: the end of the observed term, whoever it names.
