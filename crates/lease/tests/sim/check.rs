@@ -12,6 +12,8 @@
 
 use std::{collections::BTreeMap, fmt, time::Duration};
 
+use crate::trace::Mark;
+
 /// One leadership, as its guard saw it: from the acquisition until `lost()` resolved (or the process died).
 #[derive(Debug, Clone)]
 pub struct Interval {
@@ -21,7 +23,7 @@ pub struct Interval {
     pub identity: String,
     pub epoch: u64,
     /// When the server first stored this epoch under this holder (the acquire's write); at most `start`.
-    pub written: Duration,
+    pub written: Mark,
     pub start: Duration,
     /// `None`: still current at the end of the run.
     pub end: Option<Duration>,
@@ -60,8 +62,9 @@ const WARM_UP: Duration = Duration::from_secs(60);
 /// (a) and (b): no overlap between guards, epochs strictly increasing in order of start (across no history
 /// loss: `losses` are the times the Lease's history was lost). An epoch is in the history from its write, which
 /// may come before the leadership takes effect; a loss after the earlier epoch's write and before the later
-/// one's excuses the later one.
-pub fn safety(intervals: &[Interval], end_of_run: Duration, losses: &[Duration]) -> Vec<Violation> {
+/// one's excuses the later one. Both are [`Mark`]s, so a write and a loss in one virtual instant are ordered as the
+/// trace logged them, and a loss is marked once the fault has been carried out.
+pub fn safety(intervals: &[Interval], end_of_run: Duration, losses: &[Mark]) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut sorted: Vec<&Interval> = intervals.iter().collect();
     sorted.sort_by_key(|i| (i.start, i.end.unwrap_or(end_of_run)));

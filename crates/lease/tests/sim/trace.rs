@@ -8,6 +8,9 @@ use std::{
 
 use tokio::time::Instant;
 
+/// See [`Trace::mark`].
+pub type Mark = (Duration, usize);
+
 /// A shared, append-only trace with virtual timestamps from the run's start.
 #[derive(Clone)]
 pub struct Trace {
@@ -44,6 +47,17 @@ impl Trace {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(line);
+    }
+
+    /// A point in the run that orders events at one virtual instant too: the virtual time, then how many lines the
+    /// trace had. Events logged in one instant are ordered as they were logged.
+    pub fn mark(&self) -> Mark {
+        let lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        (self.now(), lines)
     }
 
     /// Every line so far.

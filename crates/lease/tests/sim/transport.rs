@@ -20,7 +20,11 @@ use k8s_openapi::api::coordination::v1::Lease;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use tokio::sync::watch;
 
-use crate::{check::Requests, plan::Fault, trace::Trace};
+use crate::{
+    check::Requests,
+    plan::Fault,
+    trace::{Mark, Trace},
+};
 
 /// Requests in one virtual second from which a process counts as looping: its requests then hang for good, so
 /// that the run's virtual clock can move on and the run can end and report it (invariant (d)).
@@ -61,7 +65,7 @@ pub struct Net {
 #[derive(Default)]
 struct Written {
     /// (holder, epoch) → (its acquireTime, when it was written).
-    at: BTreeMap<(String, u64), (Option<String>, Duration)>,
+    at: BTreeMap<(String, u64), (Option<String>, Mark)>,
 }
 
 impl Net {
@@ -77,7 +81,7 @@ impl Net {
     }
 
     /// When `epoch` under `holder` last entered the Lease's history by a candidate's successful write.
-    pub fn written(&self, holder: &str, epoch: u64) -> Option<Duration> {
+    pub fn written(&self, holder: &str, epoch: u64) -> Option<Mark> {
         self.written
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -96,7 +100,7 @@ impl Net {
             u64::try_from(spec.lease_transitions.unwrap_or_default()).unwrap_or(0),
         );
         let acquired = spec.acquire_time.map(|t| t.0.to_string());
-        let now = self.trace.now();
+        let now = self.trace.mark();
         let mut w = self.written.lock().unwrap_or_else(PoisonError::into_inner);
         if verb == "POST" || w.at.get(&key).is_none_or(|(a, _)| *a != acquired) {
             w.at.insert(key, (acquired, now));

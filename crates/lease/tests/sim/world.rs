@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::{
     check::{self, Interval, Violation},
     plan::{Fault, Plan, Scheduled, Timings},
-    trace::Trace,
+    trace::{Mark, Trace},
     transport::{Net, Proc, Transport},
 };
 
@@ -101,7 +101,7 @@ struct World {
     /// Faults aimed at the leader, as resolved when they began (their ends need the same slot).
     resolved: BTreeMap<usize, Fault>,
     /// When the Lease's history (its epochs) was lost: wipes, restores, deletions, rewritten transitions.
-    losses: Vec<Duration>,
+    losses: Vec<Mark>,
 }
 
 impl World {
@@ -324,12 +324,12 @@ impl World {
         };
         let id = i as u64;
         self.trace.log(format!("fault begins: {}", s.fault));
-        if matches!(
+        // The history is lost when the fault has been carried out: a write that the server served before it (in
+        // the same virtual instant, say) is among what it erased.
+        let erases = matches!(
             s.fault,
             Fault::RestartWipe | Fault::Restore { .. } | Fault::Deleted | Fault::Transitions { .. }
-        ) {
-            self.losses.push(self.trace.now());
-        }
+        );
         match &s.fault {
             f @ (Fault::Latency { .. }
             | Fault::LostAnswers { .. }
@@ -421,6 +421,9 @@ impl World {
                 let p = self.spawn(*who, identity, 0);
                 self.extra.push(p);
             }
+        }
+        if erases {
+            self.losses.push(self.trace.mark());
         }
     }
 
@@ -580,7 +583,7 @@ async fn observe(
                         epoch: l.epoch(),
                         written: net
                             .written(&identity, l.epoch())
-                            .unwrap_or_else(|| trace.now()),
+                            .unwrap_or_else(|| trace.mark()),
                         start: trace.now(),
                         end: None,
                     });
