@@ -35,6 +35,23 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `leasehold status --cluster -n NS -o json` and parses its report.
+fn json_report(
+    cluster: &Cluster,
+    leasehold: &Path,
+    path_dir: &Path,
+) -> anyhow::Result<(Output, Value)> {
+    let out = run(
+        cluster,
+        leasehold,
+        &["status", "--cluster", "-n", NS, "-o", "json"],
+        path_dir,
+    )?;
+    let report = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("not JSON: {}", stdout(&out)))?;
+    Ok((out, report))
+}
+
 /// The rows of one section of the JSON report.
 fn rows<'a>(report: &'a Value, section: &str) -> Vec<&'a Value> {
     report[section].as_array().into_iter().flatten().collect()
@@ -63,14 +80,7 @@ async fn cluster_status_names_the_leader_and_fails_once_the_lease_expires() -> a
     // The JSON report, once spread mode has placed both tasks and both members renew.
     let settle = cluster.timing.takeover_bound() + Duration::from_secs(4);
     let report = eventually("every Lease renewing in the report", settle, || async {
-        let out = run(
-            &cluster,
-            &leasehold,
-            &["status", "--cluster", "-n", NS, "-o", "json"],
-            bin_dir.path(),
-        )?;
-        let report: Value = serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("not JSON: {}", stdout(&out)))?;
+        let (out, report) = json_report(&cluster, &leasehold, bin_dir.path())?;
         let renewing = |section: &str, n: usize| {
             let r = rows(&report, section);
             r.len() == n && r.iter().all(|row| row["health"] == "renewing")
@@ -223,14 +233,7 @@ async fn cluster_status_names_the_leader_and_fails_once_the_lease_expires() -> a
         "the election Lease reported expired",
         cluster.timing.takeover_bound(),
         || async {
-            let out = run(
-                &cluster,
-                &leasehold,
-                &["status", "--cluster", "-n", NS, "-o", "json"],
-                bin_dir.path(),
-            )?;
-            let report: Value = serde_json::from_slice(&out.stdout)
-                .with_context(|| format!("not JSON: {}", stdout(&out)))?;
+            let (out, report) = json_report(&cluster, &leasehold, bin_dir.path())?;
             let expired = rows(&report, "elections")
                 .first()
                 .is_some_and(|e| e["health"] == "expired");
