@@ -130,7 +130,7 @@ lint:
 		fi
 
 ## package (part of `make lint`): what `cargo publish` would upload, checked without uploading and without
-## credentials. Every workspace crate that may be published (leasehold-policy and leasehold-lease; the others have
+## credentials. Every workspace crate that may be published (leasehold-core, leasehold-policy and leasehold-lease; the others have
 ## publish = false) is packaged, and each package is then built on its own from its extracted sources
 ## (target/package) against crates.io's index, as a user would get it. cargo >= 1.90 checks crates of the workspace
 ## that depend on each other together, against a local overlay registry, so this works before any of them is on

@@ -11,10 +11,13 @@ const NS: &str = "default";
 #[tokio::test]
 async fn bad_config_exits_2_naming_the_variable_and_starts_nothing() -> anyhow::Result<()> {
     let cluster = Cluster::start()?;
+    // A node name too long for a holder identity: the elector would refuse it, so start-up refuses it first.
+    let long_node = "n".repeat(leasehold_lease::MAX_HOLDER_LEN);
     let cases = [
         ("ENV_ENABLE_ELECTION", "maybe"),
         ("LEASEHOLD_LEASE_DURATION", "1500ms"),
         ("ENV_GLOBAL_ELECTION_TAGS", "team"),
+        ("ENV_K8S_CLUSTER_NODE_NAME", long_node.as_str()),
     ];
     for (i, (var, value)) in cases.iter().enumerate() {
         let node = format!("bad-{i}");

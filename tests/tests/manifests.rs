@@ -16,7 +16,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::serde::Serialize;
 use k8s_openapi::serde::de::DeserializeOwned;
 use leasehold_policy::config::{ApiConfig, Config, Sources, TaskMode, env};
-use leasehold_policy::identity::{Identity, NODE_NAME_VARS, POD_UID_VAR};
+use leasehold_policy::identity::{NODE_NAME_VARS, POD_UID_VAR, resolve};
 use serde_json::Value;
 
 const BASE: &str = "manifests";
@@ -262,8 +262,8 @@ fn base_daemonset_and_configmap_load_as_the_documented_configuration() -> anyhow
     // The identity comes from the downward API (node name and pod UID) plus a per-process nonce, since
     // containers of one pod share its UID.
     let (vars, _) = pod_config(&docs)?;
-    let resolved = Identity::resolve(&vars, "leasehold-x7k2p", "nonce")
-        .map_err(|e| anyhow::anyhow!("identity: {e}"))?;
+    let resolved =
+        resolve(&vars, "leasehold-x7k2p", "nonce").map_err(|e| anyhow::anyhow!("identity: {e}"))?;
     assert_eq!(resolved.identity.node(), DOWNWARD.node);
     assert_eq!(
         resolved.identity.instance(),

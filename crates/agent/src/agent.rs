@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
-use leasehold_lease::{ElectionConfig, Elector, Identity as LeaseIdentity};
+use leasehold_lease::{ElectionConfig, Elector, Identity};
 use leasehold_policy::config::{Config, TaskConfig, TaskMode};
 use leasehold_policy::eligibility::Eligibility;
 use leasehold_policy::lease_name::LeaseName;
@@ -56,7 +56,7 @@ pub async fn run(
         tracing::warn!(offset = %wall_clock_offset, "test only: writing Lease times with a shifted wall clock");
     }
     let node = identity.node().to_string();
-    let holder = identity.holder_identity();
+    let holder = identity.holder();
     let eligibility = config.eligibility(&node);
     tracing::info!(identity = %holder, node_from = %node_source, eligibility = ?eligibility, namespaces = ?config.election.namespaces, "leasehold agent starting");
 
@@ -130,7 +130,7 @@ pub async fn run(
         let client = crate::kube_client::build(kube, metrics.clone())?;
         let events = Arc::new(LeaderEvents::new(client.clone(), &holder));
         let elector = Elector::new(client.clone());
-        let lease_identity = LeaseIdentity::new(identity.node(), identity.instance())?;
+        let lease_identity = identity.clone();
         let mut routes = BTreeMap::new();
         let mut runners = tokio::task::JoinSet::new();
         // The runners stop on the process's shutdown, or when one of them dies: then every other one must still
@@ -241,7 +241,7 @@ pub async fn run(
 }
 
 /// The election config of one namespace, from the agent's configuration.
-fn election_config(config: &Config, name: &LeaseName, identity: LeaseIdentity) -> ElectionConfig {
+fn election_config(config: &Config, name: &LeaseName, identity: Identity) -> ElectionConfig {
     let t = config.lease.timing;
     let ec = ElectionConfig::new(config.lease.namespace.clone(), name.name(), identity)
         .timings(t.lease_duration, t.renew_deadline, t.retry_period)

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use leasehold_policy::config::{Config, ConfigError, Sources, env::config_path};
-use leasehold_policy::identity::Identity;
+use leasehold_policy::identity::{self, Identity};
 use leasehold_policy::tags::{Tags, resolve_placeholders};
 
 /// Where Kubernetes mounts the service account's namespace.
@@ -110,7 +110,7 @@ pub fn load_from(env: &BTreeMap<String, String>) -> Result<Settings, SettingsErr
         .to_string_lossy()
         .into_owned();
     let nonce = format!("{:08x}", rand::random::<u32>());
-    let resolved = Identity::resolve(env, &hostname, &nonce)
+    let resolved = identity::resolve(env, &hostname, &nonce)
         .map_err(|e| SettingsError::Identity(e.to_string()))?;
     let node = resolved.identity.node().to_string();
     let host_tags = resolve_placeholders(

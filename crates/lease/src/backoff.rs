@@ -1,10 +1,13 @@
-//! Capped exponential backoff with jitter, starting at RP.
+//! Capped exponential backoff with jitter, starting at RP: the curve is `leasehold_core::backoff::delay`, shared
+//! with the agent's task restarts; this holds one request kind's failure count and the seeded random source.
 //!
 //! Starting at RP keeps every candidate at or below one request per RP even in an error storm; doubling
 //! (capped at LD) makes a long outage cheap; jitter (up to +25 %) keeps a thousand candidates from retrying in
 //! step. A 429's `Retry-After` is a floor on top of this.
 
 use std::time::Duration;
+
+use leasehold_core::backoff;
 
 use crate::random::Random;
 
@@ -29,10 +32,9 @@ impl Backoff {
 
     /// The delay before the next try, and one more failure counted. Never less than `base`.
     pub(crate) fn next_delay(&mut self) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << self.failures.min(16));
+        let d = backoff::delay(self.base, self.cap, self.failures, self.random.unit());
         self.failures = self.failures.saturating_add(1);
-        let jitter = 1.0 + 0.25 * self.random.unit();
-        exp.min(self.cap).mul_f64(jitter)
+        d
     }
 
     /// The delay before the next try after a 429 that asked for `retry_after`.

@@ -38,6 +38,16 @@ impl Clock {
     }
 }
 
+/// The time since boot on CLOCK_BOOTTIME (Linux), or on the monotonic clock where that does not exist: the clock
+/// that [`crate::Leadership::deadline_since_boot`] is read on.
+///
+/// Public so that a caller who hands a leadership deadline to another process (the agent's watchdog shim) reads
+/// the same clock as the elector, from the one place that reads it.
+#[must_use]
+pub fn since_boot() -> Duration {
+    boot_now()
+}
+
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn boot_now() -> Tick {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);

@@ -9,21 +9,11 @@ use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
 use thiserror::Error;
 
-use crate::identity::{Identity, IdentityError};
-
-/// The annotation a holder writes when it releases a Lease early; its value is the releasing identity.
-pub const RELEASED_BY_ANNOTATION: &str = "leasehold.dev/released-by";
-
-/// The annotation that keeps the raw election-namespace name of a (possibly sanitised) Lease name.
-///
-/// When this is among [`ElectionConfig::annotations`] and a Lease already carries a different value, two
-/// election namespaces were sanitised to one Lease name; the elector stops with
-/// [`crate::ElectorError::NameCollision`] instead of silently sharing it.
-pub const ELECTION_NAMESPACE_ANNOTATION: &str = "leasehold.dev/election-namespace";
-
-/// The label every leasehold Lease carries, so that `kubectl get lease -l app.kubernetes.io/managed-by=leasehold`
-/// lists them and our watch selects only them.
-pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "leasehold");
+use leasehold_core::{
+    identity::{Identity, IdentityError},
+    labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, RELEASED_BY_ANNOTATION},
+    names, timing,
+};
 
 /// Configuration of one election (one Lease).
 ///
@@ -68,7 +58,7 @@ pub struct ElectionConfig {
     /// Decides whether an existing Lease is the one this election is for, from its labels and annotations, so
     /// that two things whose names map to one Lease name (a sanitised name, or another kind of Lease whose
     /// prefix lines up) stop with [`crate::ElectorError::NotOurs`] instead of sharing it. Default: none (only the
-    /// election-namespace annotation is checked, see [`ELECTION_NAMESPACE_ANNOTATION`]).
+    /// election-namespace annotation is checked, see [`crate::ELECTION_NAMESPACE_ANNOTATION`]).
     pub owner_check: Option<OwnerCheck>,
     /// Test only: shifts the wall clock written into `renewTime` and `acquireTime`, to show that nobody reads
     /// them (expiry runs on each candidate's own monotonic clock). Default zero. Never set in production.
@@ -138,10 +128,7 @@ impl ElectionConfig {
             retry_period: Duration::from_secs(2),
             takeover_spread: None,
             cool_down: None,
-            labels: BTreeMap::from([(
-                MANAGED_BY_LABEL.0.to_owned(),
-                MANAGED_BY_LABEL.1.to_owned(),
-            )]),
+            labels: BTreeMap::from([(MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned())]),
             annotations: BTreeMap::new(),
             epoch_floor: 0,
             owner_check: None,
@@ -246,53 +233,50 @@ impl ElectionConfig {
     ///
     /// # Errors
     /// The first problem found, naming the setting, the value and what is accepted.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        check_dns_label("namespace", &self.namespace)?;
-        check_dns_subdomain("lease name", &self.lease_name)?;
+    pub fn validate(&self) -> Result<(), ElectionConfigError> {
+        check_name(
+            "namespace",
+            &self.namespace,
+            names::is_dns1123_label,
+            names::DNS1123_LABEL_RULE,
+        )?;
+        check_name(
+            "lease name",
+            &self.lease_name,
+            names::is_dns1123_subdomain,
+            names::DNS1123_SUBDOMAIN_RULE,
+        )?;
         // Identity's constructor checks it; a struct literal could still bypass that.
         Identity::new(self.identity.node(), self.identity.instance())?;
         let (ld, rd, rp) = (self.lease_duration, self.renew_deadline, self.retry_period);
         if ld.subsec_nanos() != 0 || ld.is_zero() {
-            return Err(ConfigError::LeaseDurationNotWholeSeconds(ld));
+            return Err(ElectionConfigError::LeaseDurationNotWholeSeconds(ld));
         }
         if ld.as_secs() > i32::MAX as u64 {
-            return Err(ConfigError::LeaseDurationTooLong(ld));
+            return Err(ElectionConfigError::LeaseDurationTooLong(ld));
         }
-        if rp.is_zero() {
-            return Err(ConfigError::Timings {
-                ld,
-                rd,
-                rp,
-                why: "the retry period must be greater than zero",
-            });
-        }
-        if rd <= rp.mul_f64(1.2) {
-            return Err(ConfigError::Timings {
-                ld,
-                rd,
-                rp,
-                why: "the renew deadline must be greater than 1.2 × the retry period, to leave room for a retried renew",
-            });
-        }
-        if ld <= rd {
-            return Err(ConfigError::Timings {
-                ld,
-                rd,
-                rp,
-                why: "the lease duration must be greater than the renew deadline; the difference is the safety margin before a follower may take over",
-            });
-        }
+        timing::check(ld, rd, rp).map_err(|why| ElectionConfigError::Timings {
+            ld,
+            rd,
+            rp,
+            why,
+        })?;
         for (k, v) in &self.labels {
             check_label(k, v)?;
         }
         if self.labels.is_empty() {
-            return Err(ConfigError::NoLabels);
+            return Err(ElectionConfigError::NoLabels);
         }
         for k in self.annotations.keys() {
             if k == RELEASED_BY_ANNOTATION {
-                return Err(ConfigError::ReservedAnnotation(k.clone()));
+                return Err(ElectionConfigError::ReservedAnnotation(k.clone()));
             }
-            check_qualified_name("annotation key", k)?;
+            check_name(
+                "annotation key",
+                k,
+                names::is_qualified_name,
+                names::QUALIFIED_NAME_RULE,
+            )?;
         }
         Ok(())
     }
@@ -301,7 +285,7 @@ impl ElectionConfig {
 /// Why an [`ElectionConfig`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum ElectionConfigError {
     /// LD is zero or has a fractional part.
     #[error(
         "lease duration {0:?} is not a whole number of seconds ≥ 1s (leaseDurationSeconds is an integer); use e.g. 15s"
@@ -312,7 +296,8 @@ pub enum ConfigError {
     LeaseDurationTooLong(Duration),
     /// The timings break `LD > RD > 1.2·RP > 0`.
     #[error(
-        "timings lease duration {ld:?}, renew deadline {rd:?}, retry period {rp:?} are invalid: {why} (required: LD > RD > 1.2·RP > 0)"
+        "timings lease duration {ld:?}, renew deadline {rd:?}, retry period {rp:?} are invalid: {why} (required: {})",
+        timing::RULE
     )]
     Timings {
         /// LD as given.
@@ -322,10 +307,10 @@ pub enum ConfigError {
         /// RP as given.
         rp: Duration,
         /// Which inequality failed.
-        why: &'static str,
+        why: timing::TimingViolation,
     },
     /// A name is not a valid Kubernetes name.
-    #[error("{what} {value:?} is invalid: {why}")]
+    #[error("{what} {value:?} is invalid: it must be {why}")]
     BadName {
         /// Which setting.
         what: &'static str,
@@ -357,76 +342,34 @@ pub enum ConfigError {
     Identity(#[from] IdentityError),
 }
 
-fn check_dns_label(what: &'static str, value: &str) -> Result<(), ConfigError> {
-    let ok = !value.is_empty()
-        && value.len() <= 63
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if ok {
+fn check_name(
+    what: &'static str,
+    value: &str,
+    ok: fn(&str) -> bool,
+    rule: &'static str,
+) -> Result<(), ElectionConfigError> {
+    if ok(value) {
         Ok(())
     } else {
-        Err(ConfigError::BadName {
+        Err(ElectionConfigError::BadName {
             what,
             value: value.to_owned(),
-            why: "must be a DNS-1123 label: 1-63 characters of [a-z0-9-], starting and ending with an alphanumeric",
+            why: rule,
         })
     }
 }
 
-fn check_dns_subdomain(what: &'static str, value: &str) -> Result<(), ConfigError> {
-    let part_ok = |p: &str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !p.starts_with('-')
-            && !p.ends_with('-')
-    };
-    if !value.is_empty() && value.len() <= 253 && value.split('.').all(part_ok) {
+fn check_label(key: &str, value: &str) -> Result<(), ElectionConfigError> {
+    check_name(
+        "label key",
+        key,
+        names::is_qualified_name,
+        names::QUALIFIED_NAME_RULE,
+    )?;
+    if names::is_label_value(value) {
         Ok(())
     } else {
-        Err(ConfigError::BadName {
-            what,
-            value: value.to_owned(),
-            why: "must be a DNS-1123 subdomain: at most 253 characters of [a-z0-9-.], each dot-separated part starting and ending with an alphanumeric",
-        })
-    }
-}
-
-fn is_label_value(v: &str) -> bool {
-    v.is_empty()
-        || (v.len() <= 63
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-            && v.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
-            && v.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric))
-}
-
-fn check_qualified_name(what: &'static str, key: &str) -> Result<(), ConfigError> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    let prefix_ok = prefix.is_none_or(|p| check_dns_subdomain(what, p).is_ok());
-    if prefix_ok && !name.is_empty() && is_label_value(name) {
-        Ok(())
-    } else {
-        Err(ConfigError::BadName {
-            what,
-            value: key.to_owned(),
-            why: "must be a qualified name: an optional DNS subdomain prefix and '/', then 1-63 characters of [A-Za-z0-9._-] starting and ending with an alphanumeric",
-        })
-    }
-}
-
-fn check_label(key: &str, value: &str) -> Result<(), ConfigError> {
-    check_qualified_name("label key", key)?;
-    if is_label_value(value) {
-        Ok(())
-    } else {
-        Err(ConfigError::BadLabelValue {
+        Err(ElectionConfigError::BadLabelValue {
             key: key.to_owned(),
             value: value.to_owned(),
         })
@@ -438,6 +381,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::ELECTION_NAMESPACE_ANNOTATION;
 
     fn config() -> ElectionConfig {
         ElectionConfig::new(
@@ -468,7 +412,7 @@ mod tests {
         );
         assert!(matches!(
             c.validate(),
-            Err(ConfigError::LeaseDurationNotWholeSeconds(_))
+            Err(ElectionConfigError::LeaseDurationNotWholeSeconds(_))
         ));
     }
 
@@ -525,7 +469,7 @@ mod tests {
         c.namespace = "Bad_NS".into();
         assert!(matches!(
             c.validate(),
-            Err(ConfigError::BadName {
+            Err(ElectionConfigError::BadName {
                 what: "namespace",
                 ..
             })
@@ -534,7 +478,7 @@ mod tests {
         c.lease_name = "-x".into();
         assert!(matches!(
             c.validate(),
-            Err(ConfigError::BadName {
+            Err(ElectionConfigError::BadName {
                 what: "lease name",
                 ..
             })
@@ -542,16 +486,16 @@ mod tests {
         let c = config().label("leasehold.dev/kind", "not ok!");
         assert!(matches!(
             c.validate(),
-            Err(ConfigError::BadLabelValue { .. })
+            Err(ElectionConfigError::BadLabelValue { .. })
         ));
         let c = config().annotation(RELEASED_BY_ANNOTATION, "x");
         assert!(matches!(
             c.validate(),
-            Err(ConfigError::ReservedAnnotation(_))
+            Err(ElectionConfigError::ReservedAnnotation(_))
         ));
         let mut c = config();
         c.labels.clear();
-        assert_eq!(c.validate(), Err(ConfigError::NoLabels));
+        assert_eq!(c.validate(), Err(ElectionConfigError::NoLabels));
         config()
             .label("leasehold.dev/kind", "election")
             .annotation(ELECTION_NAMESPACE_ANNOTATION, "anything at all")
@@ -563,7 +507,7 @@ mod tests {
         #[test]
         fn validate_matches_the_inequality(ld in 1u64..30, rd_ms in 1u64..40_000, rp_ms in 0u64..40_000) {
             let (ld, rd, rp) = (Duration::from_secs(ld), Duration::from_millis(rd_ms), Duration::from_millis(rp_ms));
-            let ok = ld > rd && rd > rp.mul_f64(1.2) && !rp.is_zero();
+            let ok = ld > rd && 5 * rd.as_nanos() > 6 * rp.as_nanos() && !rp.is_zero();
             prop_assert_eq!(config().timings(ld, rd, rp).validate().is_ok(), ok);
         }
     }

@@ -12,7 +12,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
 };
 
-use crate::config::{ElectionConfig, RELEASED_BY_ANNOTATION};
+use crate::{RELEASED_BY_ANNOTATION, config::ElectionConfig};
 
 /// The non-empty holder of a Lease, if any.
 pub(crate) fn holder(lease: &Lease) -> Option<&str> {
@@ -185,7 +185,7 @@ pub(crate) fn release(cached: &Lease, cfg: &ElectionConfig) -> Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Identity;
+    use leasehold_core::Identity;
 
     fn cfg() -> ElectionConfig {
         ElectionConfig::new("ns", "l", Identity::new("node", "1").unwrap()).annotation("a.b/c", "d")

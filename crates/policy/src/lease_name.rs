@@ -45,13 +45,8 @@ pub const MAX_NAME_LEN: usize = 63;
 /// Longest stem kept before the `-<hash>` suffix: 63 − 1 − 8.
 const MAX_STEM_LEN: usize = MAX_NAME_LEN - 9;
 
-/// The label every leasehold Lease carries, so `kubectl get lease -l` finds them all.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// The value of [`MANAGED_BY_LABEL`].
-pub const MANAGED_BY_VALUE: &str = "leasehold";
-/// The label naming the Lease's kind (`election`, `task` or `member`), so each watch selects
-/// only what it needs (followers never see member renewals).
-pub const KIND_LABEL: &str = "leasehold.dev/kind";
+pub use leasehold_core::labels::{KIND_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+pub use leasehold_core::names::is_dns1123_label;
 
 /// What a Lease is for; decides the name infix, the kind label and the raw-name annotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -313,19 +308,6 @@ impl fmt::Display for LeaseName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)
     }
-}
-
-/// Whether `s` is a DNS-1123 label: 1–63 characters of `[a-z0-9-]`, starting and ending with
-/// a letter or digit. Kubernetes namespaces must be one, and Lease names here always are.
-#[must_use]
-pub fn is_dns1123_label(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    !bytes.is_empty()
-        && bytes.len() <= MAX_NAME_LEN
-        && bytes.first().is_some_and(alnum)
-        && bytes.last().is_some_and(alnum)
-        && bytes.iter().all(|b| alnum(b) || *b == b'-')
 }
 
 fn sanitise(s: &str) -> String {

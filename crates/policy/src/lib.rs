@@ -27,7 +27,7 @@ pub mod tags;
 
 pub use config::{Config, ConfigError, Sources};
 pub use eligibility::{Eligibility, Whitelist};
-pub use identity::{Identity, IdentityError};
+pub use identity::{Identity, ResolveError};
 pub use lease_name::{LeaseKind, LeaseName, LeasePrefix};
 pub use placement::{place, place_weighted};
 pub use status::{Status, StatusKind, StatusReport};

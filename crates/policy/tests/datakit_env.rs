@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use leasehold_policy::config::{Config, ConfigError, Sources};
 use leasehold_policy::tags::Tags;
-use leasehold_policy::{Eligibility, Identity};
+use leasehold_policy::{Eligibility, identity};
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -238,7 +238,7 @@ fn node_name_variables() {
         (&[], "MacBook-Pro.local"),
     ];
     for (vars, want) in table {
-        let r = Identity::resolve(&env(vars), "MacBook-Pro.local", "nonce").unwrap();
+        let r = identity::resolve(&env(vars), "MacBook-Pro.local", "nonce").unwrap();
         assert_eq!(r.identity.node(), *want);
     }
 }

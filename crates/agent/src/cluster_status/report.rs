@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use leasehold_lease::{Identity, RELEASED_BY_ANNOTATION};
+use leasehold_lease::{RELEASED_BY_ANNOTATION, core::identity::node_of};
 use leasehold_policy::lease_name::{KIND_LABEL, LeaseKind};
 use serde::Serialize;
 
@@ -126,11 +126,7 @@ fn row(lease: &Lease, kind: LeaseKind, now: jiff::Timestamp) -> Row {
         .cloned()
         .unwrap_or_else(|| name.clone());
     let holder = spec.holder_identity.filter(|h| !h.is_empty());
-    let node = holder.as_deref().map(|h| {
-        Identity::parse_holder(h)
-            .map_or(h, |(node, _)| node)
-            .to_owned()
-    });
+    let node = holder.as_deref().map(|h| node_of(h).to_owned());
     let ago = |t: &jiff::Timestamp| now.duration_since(*t).as_secs_f64();
     let since_renew = spec.renew_time.as_ref().map(|t| ago(&t.0));
     let duration = spec.lease_duration_seconds.map(f64::from);

@@ -2,16 +2,19 @@
 
 use std::time::Duration;
 
+use leasehold_lease::core::backoff;
+
 /// How long to wait before restarting a task that exited by itself.
 ///
-/// The n-th consecutive restart waits `min(initial · 2ⁿ, max)`, less a random part of up to half of it, so tasks
-/// that crash together (a shared database is down) don't come back in lockstep. A run that lasted `reset_after` or
-/// longer counts as healthy and starts the sequence again.
+/// The n-th consecutive restart waits `min(initial · 2ⁿ, max)`, plus a random part of up to a quarter of it
+/// (`leasehold_core::backoff`, the curve the elector's retries follow too), so tasks that crash together (a shared
+/// database is down) don't come back in lockstep, and a crash loop never starts a task more often than once per
+/// `initial`. A run that lasted `reset_after` or longer counts as healthy and starts the sequence again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RestartBackoff {
     /// The first delay. Default 1 s: a crash loop costs at most one start a second.
     pub initial: Duration,
-    /// The cap. Default 30 s: a collector that recovers is back within half a minute.
+    /// The cap before jitter. Default 24 s: with the jitter, a collector that recovers is back within 30 s.
     pub max: Duration,
     /// A run at least this long resets the delay to `initial`. Default 60 s.
     pub reset_after: Duration,
@@ -21,7 +24,7 @@ impl Default for RestartBackoff {
     fn default() -> Self {
         Self {
             initial: Duration::from_secs(1),
-            max: Duration::from_secs(30),
+            max: Duration::from_secs(24),
             reset_after: Duration::from_secs(60),
         }
     }
@@ -44,19 +47,15 @@ impl Backoff {
         self.next_with_jitter(ran_for, rand::random::<f64>())
     }
 
-    /// [`Backoff::next`] with the random part given: `jitter` in `[0, 1)` takes off that fraction of half the delay.
+    /// [`Backoff::next`] with the random part given: `jitter` in `[0, 1)` adds that fraction of a quarter of the
+    /// delay.
     fn next_with_jitter(&mut self, ran_for: Duration, jitter: f64) -> Duration {
         if ran_for >= self.config.reset_after {
             self.attempt = 0;
         }
-        let factor = 2_u32.saturating_pow(self.attempt.min(31));
-        let full = self
-            .config
-            .initial
-            .saturating_mul(factor)
-            .min(self.config.max);
+        let delay = backoff::delay(self.config.initial, self.config.max, self.attempt, jitter);
         self.attempt = self.attempt.saturating_add(1);
-        full.saturating_sub(full.mul_f64(jitter.clamp(0.0, 1.0) / 2.0))
+        delay
     }
 }
 
@@ -82,11 +81,11 @@ mod tests {
     }
 
     #[test]
-    fn jitter_takes_off_at_most_half() {
+    fn jitter_adds_at_most_a_quarter() {
         let mut backoff = Backoff::new(config());
         assert_eq!(
             backoff.next_with_jitter(Duration::ZERO, 1.0),
-            Duration::from_millis(500)
+            Duration::from_millis(1250)
         );
         for _ in 0..5 {
             backoff.next_with_jitter(Duration::ZERO, 0.0);
@@ -94,7 +93,7 @@ mod tests {
         for _ in 0..100 {
             let delay = backoff.next(Duration::ZERO);
             assert!(
-                delay >= Duration::from_secs(15) && delay <= Duration::from_secs(30),
+                delay >= Duration::from_secs(30) && delay <= Duration::from_millis(37_500),
                 "{delay:?}"
             );
         }

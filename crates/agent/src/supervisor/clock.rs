@@ -9,7 +9,7 @@ use std::fmt;
 use std::ops::{Add, Sub};
 use std::time::Duration;
 
-use rustix::time::{ClockId, Timespec, clock_gettime};
+use rustix::time::Timespec;
 
 /// A point in time on `CLOCK_BOOTTIME`, as nanoseconds since boot.
 ///
@@ -21,10 +21,13 @@ pub struct BootInstant {
 }
 
 impl BootInstant {
-    /// The current time on `CLOCK_BOOTTIME`. A vDSO call: cheap enough for every heartbeat.
+    /// The current time on `CLOCK_BOOTTIME`, read through the elector's clock (`leasehold_lease::since_boot`) so
+    /// that the kill deadline and the leadership deadline are on one clock. A vDSO call: cheap enough for every
+    /// heartbeat.
     #[must_use]
     pub fn now() -> Self {
-        Self::from_timespec(clock_gettime(ClockId::Boottime))
+        let since_boot = leasehold_lease::since_boot();
+        Self::from_nanos(u64::try_from(since_boot.as_nanos()).unwrap_or(u64::MAX))
     }
 
     /// The instant `nanos` nanoseconds after boot, as written in the shim's control protocol.
@@ -57,14 +60,6 @@ impl BootInstant {
         Timespec {
             tv_sec: i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX),
             tv_nsec: i64::try_from(nanos % 1_000_000_000).unwrap_or(0),
-        }
-    }
-
-    fn from_timespec(ts: Timespec) -> Self {
-        let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
-        let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
-        Self {
-            nanos: secs.saturating_mul(1_000_000_000).saturating_add(nanos),
         }
     }
 }

@@ -23,7 +23,7 @@ pub use self::state::{ElectionState, Observation};
 use crate::{
     api::{ApiError, LeaseApi},
     clock::Clock,
-    config::{ConfigError, ElectionConfig},
+    config::{ElectionConfig, ElectionConfigError},
     random::Random,
     watch::Hub,
 };
@@ -76,7 +76,7 @@ pub enum ElectorError {
 pub enum SpawnError {
     /// The configuration is invalid.
     #[error("invalid election configuration")]
-    Config(#[from] ConfigError),
+    Config(#[from] ElectionConfigError),
     /// This elector already runs an election for that Lease.
     #[error("an election for Lease {namespace}/{lease} is already running in this Elector")]
     Duplicate {

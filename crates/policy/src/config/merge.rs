@@ -2,7 +2,9 @@
 
 use crate::config::error::ConfigError;
 use crate::config::layer::{Layer, Setting, pick};
-use crate::config::model::{ApiConfig, Config, ElectionConfig, LeaseConfig, MemberTiming, Timing};
+use crate::config::model::{
+    ApiConfig, Config, ElectionSettings, LeaseConfig, MemberTiming, Timing,
+};
 use crate::config::{env, validate, values};
 use crate::tags::Tags;
 
@@ -13,7 +15,7 @@ pub(crate) fn merge(
     file: Layer,
     service_account_namespace: Option<&str>,
 ) -> Result<Config, ConfigError> {
-    let election_defaults = ElectionConfig::default();
+    let election_defaults = ElectionSettings::default();
     let lease_defaults = LeaseConfig::default();
     let api_defaults = ApiConfig::default();
     let timing_defaults = Timing::default();
@@ -144,7 +146,7 @@ pub(crate) fn merge(
     validate::lease_names(&prefix.value, &namespaces, &tasks)?;
 
     Ok(Config {
-        election: ElectionConfig {
+        election: ElectionSettings {
             enabled: enabled.value,
             namespaces: namespaces.value,
             namespace_tag: namespace_tag.value,

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 pub use error::ConfigError;
 pub use model::{
-    ApiConfig, Config, ElectionConfig, LeaseConfig, LogFormat, MemberTiming, TaskConfig,
+    ApiConfig, Config, ElectionSettings, LeaseConfig, LogFormat, MemberTiming, TaskConfig,
     TaskDefaults, TaskMode, Timing,
 };
 

@@ -14,7 +14,7 @@ use crate::tags::Tags;
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     /// DataKit's `[election]` settings.
-    pub election: ElectionConfig,
+    pub election: ElectionSettings,
     /// DataKit's `[global_host_tags]` / `ENV_GLOBAL_HOST_TAGS`, placeholders unresolved
     /// (resolve with [`crate::tags::resolve_placeholders`] once host name and IP are known).
     pub global_host_tags: Tags,
@@ -26,9 +26,10 @@ pub struct Config {
     pub tasks: Vec<TaskConfig>,
 }
 
-/// DataKit's `[election]` table.
+/// DataKit's `[election]` table: the settings of every election namespace, as configured. Not to be confused with
+/// `leasehold_lease::ElectionConfig`, what one elector runs with (the agent builds one per Lease from these).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ElectionConfig {
+pub struct ElectionSettings {
     /// Whether election is on (`ENV_ENABLE_ELECTION`, `election.enable`).
     pub enabled: bool,
     /// The election namespaces, never empty, each with its own Lease
@@ -44,11 +45,11 @@ pub struct ElectionConfig {
     pub tags: Tags,
 }
 
-impl Default for ElectionConfig {
+impl Default for ElectionSettings {
     /// DataKit's defaults: election off, one namespace `default`, no namespace tag, no
     /// whitelist, no tags.
     fn default() -> Self {
-        ElectionConfig {
+        ElectionSettings {
             enabled: false,
             namespaces: vec!["default".to_owned()],
             namespace_tag: false,

@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::config::error::ConfigError;
 use crate::config::layer::{RawTask, Setting};
 use crate::config::model::{TaskConfig, TaskDefaults, TaskMode, Timing};
+use leasehold_core::timing::{self, TimingViolation};
+
 use crate::go_duration::go_duration;
 use crate::lease_name::{LeaseName, LeasePrefix};
 
@@ -14,45 +16,51 @@ fn shown(s: &Setting<Duration>) -> String {
     go_duration(s.value)
 }
 
-/// LD > RD > 1.2·RP > 0 (docs/design.md §3). LD is already whole seconds ≥ 1 by parsing.
+/// LD > RD > 1.2·RP > 0 (`leasehold_core::timing`, the rule the elector checks too). LD is already whole
+/// seconds ≥ 1 by parsing. The error names the setting to change and the one it is measured against.
 pub(crate) fn timing(
     ld: &Setting<Duration>,
     rd: &Setting<Duration>,
     rp: &Setting<Duration>,
 ) -> Result<Timing, ConfigError> {
-    const RULE: &str = "LD > RD > 1.2·RP > 0";
-    if rp.value.is_zero() {
-        return Err(ConfigError::Invalid {
-            key: rp.key.clone(),
-            value: shown(rp),
-            accepted: format!("the retry period must be greater than 0 ({RULE})"),
-        });
-    }
-    // 1.2·RP < RD  ⇔  6·RP < 5·RD, in integer nanoseconds.
-    if rd.value.as_nanos() * 5 <= rp.value.as_nanos() * 6 {
-        return Err(ConfigError::Invalid {
-            key: rd.key.clone(),
-            value: shown(rd),
-            accepted: format!(
-                "it must be more than 1.2 × {}={} = {}, so a failed renew can be retried before \
-                 the deadline ({RULE})",
-                rp.key,
-                shown(rp),
-                go_duration(rp.value.mul_f64(1.2))
-            ),
-        });
-    }
-    if rd.value >= ld.value {
-        return Err(ConfigError::Invalid {
-            key: rd.key.clone(),
-            value: shown(rd),
-            accepted: format!(
-                "it must be less than {}={}, so a leader stops acting before others may take \
-                 its Lease ({RULE})",
-                ld.key,
-                shown(ld)
-            ),
-        });
+    let rule = timing::RULE;
+    let err = |at: &Setting<Duration>, accepted: String| ConfigError::Invalid {
+        key: at.key.clone(),
+        value: shown(at),
+        accepted: format!("{accepted} ({rule})"),
+    };
+    match timing::check(ld.value, rd.value, rp.value) {
+        Ok(()) => {}
+        Err(TimingViolation::RetryPeriodZero) => {
+            return Err(err(
+                rp,
+                "the retry period must be greater than 0".to_owned(),
+            ));
+        }
+        Err(TimingViolation::RenewDeadlineTooShort) => {
+            return Err(err(
+                rd,
+                format!(
+                    "it must be more than 1.2 × {}={} = {}, so a failed renew can be retried before \
+                     the deadline",
+                    rp.key,
+                    shown(rp),
+                    go_duration(rp.value.mul_f64(1.2))
+                ),
+            ));
+        }
+        Err(TimingViolation::LeaseDurationTooShort) => {
+            return Err(err(
+                rd,
+                format!(
+                    "it must be less than {}={}, so a leader stops acting before others may take \
+                     its Lease",
+                    ld.key,
+                    shown(ld)
+                ),
+            ));
+        }
+        Err(other) => return Err(err(rd, other.to_string())),
     }
     Ok(Timing {
         lease_duration: ld.value,
