@@ -7,6 +7,7 @@
 
 use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
+use k8s_openapi::api::coordination::v1::Lease;
 use thiserror::Error;
 
 use leasehold_core::{
@@ -55,6 +56,10 @@ pub struct ElectionConfig {
     /// watch), so that an election spawned late never writes an epoch that was used before the Lease was deleted
     /// or the API server's state was lost. Default 0 (nothing known).
     pub epoch_floor: u64,
+    /// What this process already saw of the Lease before the election was spawned (see [`Sighting`]), so that an
+    /// election spawned late does not count a version that it has known about for a while as "just seen" and wait
+    /// another LD. Default `None` (nothing known: the term runs from the first look, and from the spawn).
+    pub last_sighting: Option<Sighting>,
     /// Decides whether an existing Lease is the one this election is for, from its labels and annotations, so
     /// that two things whose names map to one Lease name (a sanitised name, or another kind of Lease whose
     /// prefix lines up) stop with [`crate::ElectorError::NotOurs`] instead of sharing it. Default: none (only the
@@ -64,6 +69,31 @@ pub struct ElectionConfig {
     /// them (expiry runs on each candidate's own monotonic clock). Default zero. Never set in production.
     #[doc(hidden)]
     pub wall_clock_offset: jiff::SignedDuration,
+}
+
+/// A version of the Lease that the caller's process saw before it spawned the election, and when: an agent that
+/// watches its Leases for its own reasons (spread mode's placement) spawns an election only when it needs one, and
+/// by then it may have known for a whole term that the holder stopped renewing.
+///
+/// The election uses it only when the first version it observes itself carries the same election record (uid,
+/// holder, renewTime, acquireTime, duration and transitions) as [`Sighting::lease`]: then that version counts as
+/// seen at [`Sighting::at`], exactly as if the election had been running since then, and the start rule (the Lease
+/// counts as busy until the start + LD) runs from `at` too, which is never before the process's own start. When the
+/// first version differs, or the Lease is absent, the sighting is dropped and the usual rules apply. So the election
+/// never treats the Lease as free earlier than its own rules would, unless the caller saw that very record earlier,
+/// on the same clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sighting {
+    /// The version seen; only its uid and election record are compared.
+    pub lease: Lease,
+    /// When this process first saw that election record, on the clock the election measures terms on: tokio's.
+    /// `tokio::time::Instant::from_std` of a `std::time::Instant` is the same clock unless tokio's clock is paused
+    /// (tests). An instant in the future counts as now.
+    pub at: tokio::time::Instant,
+    /// The last non-empty holder this process saw on the Lease up to and including [`Sighting::lease`]: if
+    /// `lease` is that holder's own early-free release, the release is trusted as the election would trust a
+    /// release it saw after seeing the holder.
+    pub last_holder: Option<String>,
 }
 
 /// A caller's rule for whether an existing Lease is ours (see [`ElectionConfig::owner_check`]): given the Lease's
@@ -131,6 +161,7 @@ impl ElectionConfig {
             labels: BTreeMap::from([(MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned())]),
             annotations: BTreeMap::new(),
             epoch_floor: 0,
+            last_sighting: None,
             owner_check: None,
             wall_clock_offset: jiff::SignedDuration::ZERO,
         }
@@ -183,6 +214,13 @@ impl ElectionConfig {
     #[must_use]
     pub fn epoch_floor(mut self, epoch: u64) -> Self {
         self.epoch_floor = epoch;
+        self
+    }
+
+    /// Sets [`ElectionConfig::last_sighting`]: what this process saw of the Lease before spawning the election.
+    #[must_use]
+    pub fn last_sighting(mut self, sighting: Sighting) -> Self {
+        self.last_sighting = Some(sighting);
         self
     }
 

@@ -87,9 +87,10 @@ mod watch;
 pub use api::ApiError;
 pub use client::{ClientError, client_from_config, client_from_kubeconfig_yaml, infer_client};
 pub use clock::since_boot;
-pub use config::{ElectionConfig, ElectionConfigError, OwnerCheck};
+pub use config::{ElectionConfig, ElectionConfigError, OwnerCheck, Sighting};
 pub use elector::{
     ElectionHandle, ElectionState, Elector, ElectorError, Observation, SpawnError, Stopped,
+    WatchGuard,
 };
 pub use leadership::Leadership;
 /// The rules this crate shares with `leasehold-policy`: identity, name checks, labels, timing and backoff.
@@ -98,6 +99,7 @@ pub use leasehold_core::identity::{Identity, IdentityError, MAX_HOLDER_LEN};
 pub use leasehold_core::labels::{
     ELECTION_NAMESPACE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, RELEASED_BY_ANNOTATION,
 };
+pub use record::same_record;
 pub use watch::{WATCH_SILENCE_RELIST, WATCH_TIMEOUT_SECS, is_watch_forbidden};
 
 // The README's example is compiled as a doctest (`no_run`: it needs a cluster), so it stays true to the API.

@@ -72,7 +72,11 @@ pub(crate) fn is_release_by(lease: &Lease, last_holder: &str) -> bool {
 /// Whether two versions carry the same election record: holder, renewTime, acquireTime, duration and
 /// transitions. Only a change to these is a sighting of the holder; a third party that rewrites labels or
 /// annotations (a GitOps reconciler, a policy engine) must not keep a dead holder's term alive.
-pub(crate) fn same_record(a: &Lease, b: &Lease) -> bool {
+///
+/// Public (as `leasehold_lease::same_record`) so that a caller who watches the Leases itself and passes a
+/// [`crate::Sighting`] to a late election judges sightings by the same rule the election does.
+#[must_use]
+pub fn same_record(a: &Lease, b: &Lease) -> bool {
     let key = |l: &Lease| {
         l.spec.as_ref().map(|s| {
             (

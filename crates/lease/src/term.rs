@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use tokio::time::Instant;
 
-use crate::record;
+use crate::{config::Sighting, record};
 
 /// The longest term a record's `leaseDurationSeconds` can impose on us: the larger of 10 × our LD and one
 /// hour. Longer values (a foreign write of 3600 or of `i32::MAX`) are cut to this, so that one bad write cannot
@@ -33,6 +33,9 @@ pub(crate) struct Term {
     holder: Option<String>,
     /// Whether the latest version seen is still believed to exist: a deletion counts once.
     present: bool,
+    /// What the caller's process saw before the election started ([`Sighting`]); consumed by the first
+    /// observation, whatever it shows.
+    seed: Option<Sighting>,
 }
 
 impl Term {
@@ -59,11 +62,39 @@ impl Term {
             last_epoch: (floor > 0).then_some(floor),
             holder: None,
             present: false,
+            seed: None,
         }
+    }
+
+    /// Adds what the caller's process already saw of the Lease (see [`Sighting`]): used only if the first version
+    /// observed carries the same election record.
+    pub(crate) fn seeded(mut self, seed: Option<Sighting>) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// When the first observation, `lease` seen at `now`, was first seen by this process: the caller's sighting
+    /// if it saw this very record (then the start rule runs from that sighting too, which came after the process
+    /// started, and the holder it saw before is the one whose release we trust), else `now`. Consumes the seed.
+    fn first_seen(&mut self, lease: &Lease, now: Instant) -> Instant {
+        let Some(seed) = self.seed.take() else {
+            return now;
+        };
+        if !record::same_record(&seed.lease, lease) {
+            return now;
+        }
+        let at = seed.at.min(now);
+        // Nothing else has moved `busy_until` yet (any earlier observation consumed the seed): it is the start rule.
+        self.busy_until = self.busy_until.min(at + self.our_ld);
+        if self.last_holder.is_none() {
+            self.last_holder = seed.last_holder;
+        }
+        at
     }
 
     /// Records a new version of the Lease, seen at `now`.
     pub(crate) fn observe(&mut self, lease: &Lease, now: Instant) {
+        let now = self.first_seen(lease, now);
         let released = self
             .last_holder
             .as_deref()
@@ -93,6 +124,7 @@ impl Term {
     /// A long duration that a record imposed is not imposed a second time: it was honoured from its sighting.
     /// Seeing the absence again changes nothing.
     pub(crate) fn observe_absent(&mut self, now: Instant) {
+        self.seed = None;
         if std::mem::take(&mut self.present) && self.last_holder.is_some() {
             self.keep_busy(now + self.our_ld);
         }
@@ -103,6 +135,7 @@ impl Term {
     /// we never observed (the watch keeps only the latest news, so a create and a delete can pass while we wait on
     /// a request). Its holder may still be acting, so the deletion costs our LD from `now`, as a deletion we saw.
     pub(crate) fn observe_missed_deletion(&mut self, now: Instant) {
+        self.seed = None;
         self.keep_busy(now + self.our_ld);
     }
 
@@ -311,6 +344,104 @@ mod tests {
             t0 + Duration::from_secs(3600),
             "a deletion never shortens the imposed term"
         );
+    }
+
+    fn sighting(lease: &Lease, at: Instant, last_holder: Option<&str>) -> Sighting {
+        Sighting {
+            lease: lease.clone(),
+            at,
+            last_holder: last_holder.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_election_counts_a_record_its_process_saw_earlier_from_that_sighting() {
+        let seen_at = Instant::now();
+        let l = lease("a_1", Some(2), 4);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let start = Instant::now();
+        let mut t =
+            Term::with_epoch_floor(LD, 4, start).seeded(Some(sighting(&l, seen_at, Some("a_1"))));
+        t.observe(&l, start);
+        assert_eq!(
+            t.free_at(),
+            seen_at + LD,
+            "the term ran out LD after the process first saw the record, not LD after the late spawn"
+        );
+        assert!(t.free_at() < start, "so it is free at once");
+        // Without the sighting, the same first look waits a whole term from the spawn.
+        let mut plain = Term::with_epoch_floor(LD, 4, start);
+        plain.observe(&l, start);
+        assert_eq!(plain.free_at(), start + LD);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sighting_of_another_record_changes_nothing() {
+        let seen_at = Instant::now();
+        let old = lease("a_1", Some(2), 4);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let start = Instant::now();
+        // The holder renewed (or someone acquired) since the caller looked: a new record, seen now.
+        let mut renewed = lease("a_1", Some(2), 4);
+        renewed.spec.as_mut().unwrap().renew_time = Some(MicroTime(jiff::Timestamp::now()));
+        for first in [renewed, lease("b_2", Some(2), 5)] {
+            let mut t = Term::with_epoch_floor(LD, 4, start).seeded(Some(sighting(
+                &old,
+                seen_at,
+                Some("a_1"),
+            )));
+            t.observe(&first, start);
+            assert_eq!(t.free_at(), start + LD);
+        }
+        // An absent Lease drops the sighting: the start rule stands, and a later version is seen when it is seen.
+        let mut t =
+            Term::with_epoch_floor(LD, 4, start).seeded(Some(sighting(&old, seen_at, Some("a_1"))));
+        t.observe_absent(start);
+        t.observe(&old, start);
+        assert_eq!(t.free_at(), start + LD);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sighting_never_moves_the_term_before_its_own_instant_or_into_the_future() {
+        let start = Instant::now();
+        let l = lease("a_1", Some(2), 1);
+        // A sighting stamped after the observation counts as the observation itself.
+        let mut t = Term::with_epoch_floor(LD, 0, start).seeded(Some(sighting(
+            &l,
+            start + Duration::from_secs(60),
+            None,
+        )));
+        t.observe(&l, start);
+        assert_eq!(t.free_at(), start + LD);
+        // A longer record duration still runs from the sighting.
+        let long = lease("a_1", Some(10), 1);
+        let seen_at = Instant::now();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let mut t = Term::with_epoch_floor(LD, 0, Instant::now())
+            .seeded(Some(sighting(&long, seen_at, None)));
+        t.observe(&long, Instant::now());
+        assert_eq!(t.free_at(), seen_at + Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_release_the_process_saw_after_its_holder_is_trusted_by_a_late_election() {
+        let seen_at = Instant::now();
+        tokio::time::advance(Duration::from_millis(300)).await;
+        let start = Instant::now();
+        let rel = released("a_1", 3);
+        let mut t =
+            Term::with_epoch_floor(LD, 3, start).seeded(Some(sighting(&rel, seen_at, Some("a_1"))));
+        t.observe(&rel, start);
+        assert!(t.free_at() <= start, "free at once");
+        // Not when the process never saw that holder: a blank naming someone is not proof.
+        let mut t =
+            Term::with_epoch_floor(LD, 3, start).seeded(Some(sighting(&rel, seen_at, None)));
+        t.observe(&rel, start);
+        assert_eq!(t.free_at(), seen_at + LD);
+        let mut t =
+            Term::with_epoch_floor(LD, 3, start).seeded(Some(sighting(&rel, seen_at, Some("b_2"))));
+        t.observe(&rel, start);
+        assert_eq!(t.free_at(), seen_at + LD);
     }
 
     #[tokio::test(start_paused = true)]

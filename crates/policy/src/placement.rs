@@ -97,51 +97,58 @@ where
 /// 2. **Lower-first fill.** The free tasks (no live holder, or shed) are placed by going
 ///    through all (task, member) pairs in descending [`score`] order (ties by task name,
 ///    then member name) and giving a free task to a member still below `L_m`.
-/// 3. **Cap fill.** The same pass again, giving a free task to a member still below `U_m`.
+/// 3. **Even balance.** If a member is still below `L_m` (the free tasks ran out), members
+///    above their `L_m` hand tasks over, one each, in name order: each gives its lowest-scoring
+///    task (the one it would shed first) to the short member with the highest score for it,
+///    until nobody is short. A sticky holder therefore keeps its tasks unless it is over its
+///    cap or someone is below the floor. Which members give, and which tasks, depends only on
+///    the holders, so views taken while the hand-overs are under way (some tasks released,
+///    some taken) ask for the same remaining hand-overs.
+/// 4. **Cap fill.** The free tasks left are placed as in step 2, on members still below `U_m`.
+///
+/// The agent applies a hand-over (step 1's shedding and step 3) only once the new member has
+/// been live for the settle time, so a flapping member does not drag tasks around.
 ///
 /// # Guarantees
 ///
 /// * **Deterministic and order-independent:** the inputs are sets and maps, sorted before
 ///   use, and the score is a fixed hash.
-/// * **Bounded:** no member ever holds more than `U_m` (= `⌈T/M⌉` for equal weights).
 /// * **Total:** every task is placed when some member has weight > 0, because
-///   `Σ U_m ≥ T`: if a task were still free after step 3, every member would have been at
+///   `Σ U_m ≥ T`: if a task were still free after step 4, every member would have been at
 ///   its cap when the pass reached it, so at least `T` tasks would be placed.
-/// * **Balanced fresh start:** with no current holders, every member ends with between
-///   `L_m` and `U_m` tasks. Step 2 ends with every member at `L_m` or no free task left;
-///   the latter is impossible while some member is short, since `Σ L_m ≤ T` and a free
-///   task would have been given to it when the pass reached that pair.
+/// * **Even:** whatever the current holders, every member ends with between `L_m` and `U_m`
+///   tasks; with equal weights, between `⌊T/M⌋` and `⌈T/M⌉`, so within one of even. Step 1
+///   leaves every load at most `U_m`, and steps 2 to 4 give tasks only to members below a
+///   bound. Step 2 ends with every member at `L_m` or more, or with no free task left: a free
+///   task is offered to every member, and loads only grow. In the latter case all `T` tasks are
+///   placed, so the excess `E = Σ (load_m − L_m)⁺` and the shortfall `D = Σ (L_m − load_m)⁺`
+///   satisfy `E − D = T − Σ L_m ≥ 0`. Each donor gives one task and so lowers both by one,
+///   and there are `E` donor tasks (a donor is exactly one above its floor), so step 3 ends
+///   with `D = 0` and takes no member below its floor.
 ///
 /// # Movement bounds
 ///
 /// A task *moves* when its member differs between `before` and `after`. Take `before` any
-/// placement of the same tasks on members `S` with no member over its cap (every output of
-/// this function qualifies) and `after = place(tasks, S', before)`. With equal weights,
-/// `M = |S|`, `U = ⌈T/M⌉`:
+/// output of this function for the same tasks on members `S` (it is even, above) and
+/// `after = place(tasks, S', before)`. With equal weights, `M = |S|`, `L = ⌊T/M⌋`,
+/// `U = ⌈T/M⌉`:
 ///
 /// **One leave (`S' = S − {x}`) moves exactly `x`'s tasks, so at most `⌈T/M⌉`.** Proof: for
-/// every remaining member the cap does not shrink, `⌈T·w_m/(W − w_x)⌉ ≥ ⌈T·w_m/W⌉ ≥ load_m`,
-/// so step 1 keeps every task of every remaining member. The only free tasks are `x`'s and
-/// each is placed once: moved = `load_x ≤ U_x`. This holds for weights too (`≤ U_x`).
+/// every remaining member the cap does not shrink, `⌈T/(M−1)⌉ ≥ U ≥ load_m`, so step 1 keeps
+/// every task of every remaining member, and the only free tasks are `x`'s. With
+/// `L′ = ⌊T/(M−1)⌋`: if `L′ < U` then `L′ = L` and nobody is short. Otherwise every load
+/// `≤ U ≤ L′`, so the total shortfall is `(M−1)·L′ − (T − load_x) ≤ load_x` (as
+/// `(M−1)·L′ ≤ T`), and step 2 spends the orphans on the short members first, which covers
+/// it. So step 3 moves nothing and moved = `load_x ≤ U`.
 ///
-/// **One join (`S' = S ∪ {y}`) moves at most `⌊T·(U − U′)/U⌋` tasks, `U′ = ⌈T/(M+1)⌉`;
-/// none when `U′ = U`, and at most `⌈T/(M+1)⌉` when `before` is balanced** (every member at
-/// least `⌊T/M⌋`, as after a fresh start or any run of leaves). Proof: `y` holds nothing and
-/// every holder is live, so the only free tasks are the shed ones, and
-/// moved = `Σ_m (load_m − U′)⁺`. Let `k` members be above `U′`. Each sheds at most `U − U′`,
-/// so moved `≤ k(U − U′)`; together they hold at most `T`, so moved `≤ T − kU′`. For
-/// `k ≤ T/U` the first is `≤ T(U − U′)/U`, for `k ≥ T/U` the second is. If `before` is
-/// balanced, loads lie in `[L, U]` with `L = ⌊T/M⌋`, `U ≤ L + 1`: when `L ≥ U′` every member
-/// sheds down to `U′` and moved `= T − M·U′ ≤ U′` because `(M+1)·U′ ≥ T`; when `L < U′`,
-/// `U ≤ U′` and nothing is shed. Step 2 gives the shed tasks to `y` first, the only member
-/// below its lower bound (`⌊T/(M+1)⌋ ≤ ⌊T/M⌋ ≤` every other kept load).
-///
-/// **Leaves keep a balanced placement balanced.** With `L′ = ⌊T/(M−1)⌋`: if `L′ < U` then
-/// `L′ = L` and nobody is short. Otherwise every load `≤ U ≤ L′`, so the total shortfall is
-/// `(M−1)·L′ − (T − load_x) ≤ load_x` (as `(M−1)·L′ ≤ T`), and step 2 spends the orphans on
-/// the short members first, which covers it. A join, by contrast, leaves `y` short when
-/// fewer than `⌊T/(M+1)⌋` tasks are shed: stickiness wins over balance, by design, so a
-/// membership change moves only the tasks that must move.
+/// **One join (`S' = S ∪ {y}`) moves at most `⌈T/(M+1)⌉` tasks, all of them to `y` but
+/// those shed above the new cap.** Proof: let `L′ = ⌊T/(M+1)⌋ ≤ L` and `U′ = ⌈T/(M+1)⌉ ≤ U`.
+/// Every holder is live, so the free tasks are the ones shed in step 1, `shed = Σ (load_m −
+/// U′)⁺`. If `L ≥ U′`, every member sheds down to `U′` and `shed = T − M·U′ ≤ U′` because
+/// `(M+1)·U′ ≥ T`; otherwise `U ≤ L + 1 ≤ U′` and nothing is shed. After step 1 every other
+/// member holds at least `min(L, U′) ≥ L′`, so `y` is the only member below its floor: step 2
+/// gives it the shed tasks first, and step 3 moves `(L′ − shed)⁺` more to it. So moved
+/// `= max(shed, L′) ≤ U′`.
 #[must_use]
 pub fn place_weighted<T>(
     tasks: impl IntoIterator<Item = T>,
@@ -184,14 +191,14 @@ where
         }
     }
 
-    // Steps 2 and 3: lower-first fill, then cap fill, in descending score order.
+    // Step 2: lower-first fill, in descending score order.
     let free: Vec<&str> = tasks
         .iter()
         .map(String::as_str)
         .filter(|t| !placed.contains_key(t))
         .collect();
+    let mut pairs: Vec<(u64, &str, &str, Bounds)> = Vec::new();
     if !free.is_empty() {
-        let mut pairs: Vec<(u64, &str, &str, Bounds)> = Vec::new();
         for task in &free {
             for (member, b) in &bounds {
                 if b.upper > 0 {
@@ -200,26 +207,105 @@ where
             }
         }
         pairs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)).then(a.2.cmp(b.2)));
-        let limits: [fn(Bounds) -> usize; 2] = [|b| b.lower, |b| b.upper];
-        for limit in limits {
-            for (_, task, member, b) in &pairs {
-                if placed.contains_key(task) {
-                    continue;
-                }
-                if let Some(l) = load.get_mut(member)
-                    && *l < limit(*b)
-                {
-                    *l += 1;
-                    placed.insert(task, member);
-                }
-            }
-        }
+        fill(&pairs, &mut placed, &mut load, |b| b.lower);
+    }
+
+    // Step 3: members above their floor hand tasks to members still below theirs.
+    balance(&bounds, &mut placed, &mut load);
+
+    // Step 4: cap fill with whatever is still free.
+    if !free.is_empty() {
+        fill(&pairs, &mut placed, &mut load, |b| b.upper);
     }
 
     placed
         .into_iter()
         .map(|(t, m)| (t.to_owned(), m.to_owned()))
         .collect()
+}
+
+/// One pass over the (task, member) pairs in score order, giving each still free task to a
+/// member whose load is below `limit` of its bounds (steps 2 and 4 of [`place_weighted`]).
+fn fill<'a>(
+    pairs: &[(u64, &'a str, &'a str, Bounds)],
+    placed: &mut BTreeMap<&'a str, &'a str>,
+    load: &mut BTreeMap<&'a str, usize>,
+    limit: fn(Bounds) -> usize,
+) {
+    for (_, task, member, b) in pairs {
+        if placed.contains_key(task) {
+            continue;
+        }
+        if let Some(l) = load.get_mut(member)
+            && *l < limit(*b)
+        {
+            *l += 1;
+            placed.insert(task, member);
+        }
+    }
+}
+
+/// Step 3 of [`place_weighted`]: while some member is below its floor, members above theirs
+/// hand it a task each, in name order, each giving its lowest-scoring task (the one it would
+/// shed first) to the short member that scores it best.
+///
+/// A donor is above its floor and at most at its cap, so exactly at `U_m = L_m + 1`, and gives
+/// one task. Which members give, and what, depends only on who holds what once step 1 is done,
+/// never on which free task went where. That keeps every agent's view consistent while the
+/// hand-overs are under way: a view in which some of the planned tasks are already released
+/// (free) or taken by their new owner asks the remaining donors for the remaining tasks, and no
+/// other member for anything.
+fn balance<'a>(
+    bounds: &'a BTreeMap<String, Bounds>,
+    placed: &mut BTreeMap<&'a str, &'a str>,
+    load: &mut BTreeMap<&'a str, usize>,
+) {
+    let floor = |m: &str| bounds.get(m).map_or(0, |b| b.lower);
+    let load_of = |load: &BTreeMap<&str, usize>, m: &str| load.get(m).copied().unwrap_or(0);
+    let mut short: Vec<&'a str> = bounds
+        .keys()
+        .map(String::as_str)
+        .filter(|m| load_of(load, m) < floor(m))
+        .collect();
+    if short.is_empty() {
+        return;
+    }
+    // `bounds` is a BTreeMap: donors come in name order.
+    let donors: Vec<&'a str> = bounds
+        .keys()
+        .map(String::as_str)
+        .filter(|m| load_of(load, m) > floor(m))
+        .collect();
+    for donor in donors {
+        if short.is_empty() {
+            break;
+        }
+        while load_of(load, donor) > floor(donor) && !short.is_empty() {
+            let Some(task) = placed
+                .iter()
+                .filter(|(_, m)| **m == donor)
+                .map(|(t, _)| *t)
+                .min_by_key(|t| (score(t, donor), *t))
+            else {
+                break;
+            };
+            let Some(receiver) = short
+                .iter()
+                .copied()
+                .max_by_key(|r| (score(task, r), std::cmp::Reverse(*r)))
+            else {
+                break;
+            };
+            placed.insert(task, receiver);
+            if let Some(l) = load.get_mut(donor) {
+                *l -= 1;
+            }
+            if let Some(l) = load.get_mut(receiver) {
+                *l += 1;
+            }
+            short.retain(|m| load_of(load, m) < floor(m));
+        }
+    }
 }
 
 /// How many tasks of `after` have a different member in `before` (tasks new in `after` do
@@ -371,15 +457,43 @@ mod tests {
     }
 
     #[test]
-    fn join_moves_nothing_when_cap_is_unchanged() {
+    fn a_joiner_gets_its_floor_even_when_the_cap_is_unchanged() {
+        // 100 tasks on 10 members: 10 each. An 11th member leaves the cap at 10 but its floor is 9, so it must not
+        // sit idle: 9 tasks move to it, and no more than ceil(100/11) = 10.
         let tasks = names("t", 100);
         let members = names("m", 10);
         let before = place(&tasks, &members, &BTreeMap::new());
         let mut more = members.clone();
         more.push("joiner".into());
         let after = place(&tasks, &more, &before);
-        assert_eq!(moved(&before, &after), 0);
-        assert_eq!(after, before);
+        assert_eq!(load_of(&after, "joiner"), 9);
+        assert_eq!(moved(&before, &after), 9);
+        for m in &more {
+            let l = load_of(&after, m);
+            assert!((9..=10).contains(&l), "{m}: {l}");
+        }
+    }
+
+    #[test]
+    fn drifted_loads_come_back_within_one_of_even() {
+        // What the issue saw on a real server: 4 agents holding 10 tasks as 3/3/3/1. The floor is 2, so the agent
+        // with 1 gets one task from an agent above the floor, and every load ends within one of 10/4.
+        let tasks = names("t", 10);
+        let members = names("m", 4);
+        let current: BTreeMap<String, String> = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), members[(i / 3).min(3)].clone()))
+            .collect();
+        assert_eq!(load_of(&current, "m3"), 1);
+        let p = place(&tasks, &members, &current);
+        for m in &members {
+            let l = load_of(&p, m);
+            assert!((2..=3).contains(&l), "{m}: {l}");
+        }
+        assert_eq!(moved(&current, &p), 1, "one task moves, no more");
+        // Once even, it stays put.
+        assert_eq!(place(&tasks, &members, &p), p);
     }
 
     #[test]

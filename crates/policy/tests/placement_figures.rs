@@ -2,7 +2,8 @@
 //! M = 1..=50 members, under one join, one leave and a full restart (empty holders).
 //!
 //! Run `cargo test -p leasehold-policy --test placement_figures -- --nocapture` to print the
-//! table; the test also asserts the bounds stated on `place_weighted`.
+//! table; the test also asserts the bounds stated on `place_weighted`: every placement within
+//! one of even, a join moving at most ceil(T/(M+1)) tasks, a leave moving only the leaver's.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -76,7 +77,10 @@ fn placement_figures_t100() {
             // The sticky history: the m-th member joins the previous state.
             *hist = place(&tasks, &ms, hist);
             let (hi, lo) = spread(hist, &ms);
-            assert!(hi <= cap);
+            assert!(
+                hi <= cap && hi - lo <= 1,
+                "sticky history m={m}: {lo}..{hi}"
+            );
             row.hist_gap = row.hist_gap.max(hi - lo);
             row.restart_moved = row.restart_moved.max(moved(hist, &fresh));
             for prior in [&fresh, &*hist] {
@@ -86,13 +90,10 @@ fn placement_figures_t100() {
                     more.push(format!("joiner-{j}_{s:04x}"));
                     let after = place(&tasks, &more, prior);
                     let mv = moved(prior, &after);
-                    let (u, u2) = (cap, T.div_ceil(m + 1));
-                    assert!(mv <= T * (u - u2) / u, "join m={m}");
-                    if std::ptr::eq(prior, &fresh) {
-                        assert!(mv <= u2, "join from balanced m={m}");
-                    }
+                    let u2 = T.div_ceil(m + 1);
+                    assert!(mv <= u2, "join m={m}: moved {mv} > ceil(T/(M+1)) = {u2}");
                     let (hi, lo) = spread(&after, &more);
-                    assert!(hi <= u2);
+                    assert!(hi <= u2 && hi - lo <= 1, "join m={m}: {lo}..{hi}");
                     row.join_moved = row.join_moved.max(mv);
                     row.join_gap = row.join_gap.max(hi - lo);
                     row.join_max = row.join_max.max(hi);
@@ -105,7 +106,10 @@ fn placement_figures_t100() {
                         let mv = moved(prior, &after);
                         assert!(mv <= cap, "leave m={m}");
                         let (hi, lo) = spread(&after, &rest);
-                        assert!(hi <= T.div_ceil(m - 1));
+                        assert!(
+                            hi <= T.div_ceil(m - 1) && hi - lo <= 1,
+                            "leave m={m}: {lo}..{hi}"
+                        );
                         row.leave_moved = row.leave_moved.max(mv);
                         row.leave_gap = row.leave_gap.max(hi - lo);
                         row.leave_max = row.leave_max.max(hi);
@@ -146,7 +150,7 @@ fn placement_figures_t100() {
             r.fresh_min,
             r.fresh_max,
             r.join_moved,
-            T * (cap - u2) / cap,
+            u2,
             r.join_max,
             r.join_gap,
             if *m >= 2 {

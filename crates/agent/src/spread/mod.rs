@@ -3,11 +3,20 @@
 //!
 //! - **Membership.** Each such agent holds a member Lease (`leasehold-member-<identity>`, kind `member`) on slow
 //!   timing; the member Leases this agent sees as live are the membership.
-//! - **Placement.** Every agent computes the same sticky, bounded-load placement from (tasks, live members,
-//!   current holders) with the policy crate's `place()`, and campaigns only for the tasks placed on it.
+//! - **Placement.** Every agent computes the same sticky placement, every member within one of even, from
+//!   (tasks, live members, current holders) with the policy crate's `place()`, and campaigns only for the tasks
+//!   placed on it.
+//! - **Liveness.** A member counts for placement while its member Lease is live *and* it renews: an agent whose
+//!   task Lease ran out without a renewal, or that did not take a task placed on it, is left out until it renews
+//!   something again (`liveness.rs`). So a crashed agent's tasks are placed elsewhere as soon as its first task
+//!   term ends, its slow member Lease notwithstanding, and never placed back on it.
 //! - **Moves.** A task placed elsewhere is released only once the new owner has been live for the settle time,
-//!   so a flapping member does not drag tasks around. A task unheld for longer than LD may be taken by anyone,
-//!   so no task stays orphaned when its owner died or the views of the membership differ for a while.
+//!   so a flapping member does not drag tasks around.
+//! - **No herd.** Only the owner campaigns for an unheld task; the other members follow in rank order, one
+//!   fallback step (LD + J + 1 s) apart, so no task stays orphaned when views differ or its owner cannot take it
+//!   (`campaign.rs`).
+//! - **Late elections start from what we know.** A task election spawned now is told when this agent first saw
+//!   the Lease's current record, so a term that ran out long ago is not waited out once more.
 //! - **Safety.** A spread task runs only while its own Lease is held, under the same runner, supervisor and
 //!   watchdog as leader tasks.
 //! - **Litter.** Member and task Leases expired for longer than 10×LD are deleted, with uid and resourceVersion
@@ -16,8 +25,13 @@
 //!   the first list completes, no member Lease is written and no task is campaigned for; under a Role without
 //!   them that lasts until they are granted (`watch_leases` logs it once and retries), leader-mode elections
 //!   carry on meanwhile, and shutdown is not held up.
+//! - **Never silent.** A task runner or the Lease watcher that panics ends spread mode with
+//!   [`RunnerEnd::ElectorDied`], as a leader-mode runner's panic does: the agent stops the rest in order, fails
+//!   `/healthz` and exits 1.
 
+mod campaign;
 mod cleanup;
+mod liveness;
 mod observer;
 mod sink;
 mod watch_leases;
@@ -28,12 +42,12 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use leasehold_lease::{ElectionConfig, ElectionHandle, ElectionState, Elector, Identity};
+use leasehold_lease::{ElectionConfig, ElectionHandle, ElectionState, Elector, Identity, Sighting};
 use leasehold_policy::config::{Config, TaskConfig, TaskMode};
 use leasehold_policy::lease_name::LeaseName;
 use leasehold_policy::placement::place;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 
 pub use observer::{Observed, Seen};
 pub use sink::SpreadSink;
@@ -50,6 +64,10 @@ pub const MEMBER_LEASE_LABEL: &str = "leasehold.dev/member-lease";
 
 /// How often placement is re-evaluated even without a change (expiries are noticed by the clock, not by events).
 const TICK: Duration = Duration::from_millis(250);
+
+/// What each fallback rank waits beyond LD + J for the one before it: room for its tick, its request and a slow
+/// moment.
+const FALLBACK_SLACK: Duration = Duration::from_secs(1);
 
 /// The spread tasks of a configuration.
 pub fn spread_tasks(config: &Config) -> Vec<TaskConfig> {
@@ -90,16 +108,34 @@ struct Active {
 }
 
 impl SpreadManager {
-    fn task_election(&self, name: &LeaseName) -> ElectionConfig {
+    /// The election of one task Lease, told what this agent has already seen of it: the highest epoch (so a
+    /// Lease re-created at a lower one never brings an epoch back), and the current record with when it was first
+    /// seen (so a term that ran out before the election was spawned is not waited out again).
+    fn task_election(&self, name: &LeaseName, observed: &Mutex<Observed>) -> ElectionConfig {
+        let (floor, sighting) = {
+            let o = observed.lock().unwrap_or_else(|e| e.into_inner());
+            let floor = o.max_epoch.get(name.name()).copied().unwrap_or(0);
+            let sighting = o.tasks.get(name.name()).map(|seen| Sighting {
+                lease: (*seen.lease).clone(),
+                // The observer and the election both time on the monotonic clock tokio reads.
+                at: tokio::time::Instant::from_std(seen.observed_at),
+                last_holder: o.last_holder(name.name()).map(str::to_owned),
+            });
+            (floor, sighting)
+        };
         let t = self.config.lease.timing;
-        let ec = ElectionConfig::new(
+        let mut ec = ElectionConfig::new(
             self.config.lease.namespace.clone(),
             name.name(),
             self.identity.clone(),
         )
         .timings(t.lease_duration, t.renew_deadline, t.retry_period)
         .takeover_spread(self.config.lease.takeover_spread)
-        .wall_clock_offset_for_test(self.wall_clock_offset);
+        .wall_clock_offset_for_test(self.wall_clock_offset)
+        .epoch_floor(floor);
+        if let Some(sighting) = sighting {
+            ec = ec.last_sighting(sighting);
+        }
         crate::lease_names::apply(ec, name)
     }
 
@@ -124,7 +160,8 @@ impl SpreadManager {
     }
 
     /// Runs spread mode until `shutdown`: then stops every spread task, releases their Leases, and releases the
-    /// member Lease last.
+    /// member Lease last. Ends early, with [`RunnerEnd::ElectorDied`], when an election dies or a task runner or
+    /// the Lease watcher panics.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> RunnerEnd {
         let tasks = spread_tasks(&self.config);
         let names: BTreeMap<String, LeaseName> = tasks
@@ -139,7 +176,7 @@ impl SpreadManager {
         let observed = Arc::new(Mutex::new(Observed::default()));
         let (progress_tx, mut progress) = watch::channel(Progress::default());
         let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.config.lease.namespace);
-        let watcher = tokio::spawn(watch_leases::run(
+        let mut watcher = tokio::spawn(watch_leases::run(
             api.clone(),
             observed.clone(),
             progress_tx,
@@ -148,6 +185,14 @@ impl SpreadManager {
             watcher.abort();
             return end;
         }
+        // The task elections' shared watch stays open from now on, whether or not one runs: a task placed here
+        // later (a crashed agent's) is then led as soon as it is acquired, instead of RD after, which a watch
+        // opened with its election would cost (leasehold-lease, `Elector::keep_watch`).
+        let _task_watch = tasks.first().map(|t| {
+            let name = &names[&t.name];
+            self.elector
+                .keep_watch(&self.task_election(name, &observed))
+        });
         // Membership begins once this agent can see the others: a member Lease that nobody can list (under a Role
         // without list and watch) would cost a write every member renew period for nothing.
         let member = match self.elector.spawn(self.member_election()) {
@@ -164,8 +209,10 @@ impl SpreadManager {
             self.config.lease.member.lease_duration,
         );
         let settle = self.config.lease.settle;
+        let fallback_step = ld + self.config.lease.takeover_spread + FALLBACK_SLACK;
         let mut active: BTreeMap<String, Active> = BTreeMap::new();
         let mut first_absent: BTreeMap<String, Instant> = BTreeMap::new();
+        let mut waiting = campaign::Waiting::default();
         let mut moves_counted = 0;
         let mut next_cleanup = Instant::now() + ld;
         let mut end = RunnerEnd::Shutdown;
@@ -177,7 +224,7 @@ impl SpreadManager {
                 end = RunnerEnd::ElectorDied(format!("member Lease: {err}"));
                 break;
             }
-            // Runners that ended: released on our request, or died.
+            // Runners that ended: released on our request, or died (an elector's error, or a panic).
             let finished: Vec<String> = active
                 .iter()
                 .filter(|(_, a)| a.join.is_finished())
@@ -185,8 +232,7 @@ impl SpreadManager {
                 .collect();
             for task in finished {
                 if let Some(a) = active.remove(&task)
-                    && let Ok(RunnerEnd::ElectorDied(why)) = a.join.await
-                    && !a.stopping
+                    && let Some(why) = runner_fatal(&task, a.join.await, a.stopping)
                 {
                     end = RunnerEnd::ElectorDied(why);
                 }
@@ -195,9 +241,9 @@ impl SpreadManager {
                 break;
             }
             let now = Instant::now();
-            let (members, holders, unheld, moves, max_epoch) = {
-                let o = observed.lock().unwrap_or_else(|e| e.into_inner());
-                let members = o.live_members(now, member_ld);
+            let (members, holders, unheld, moves) = {
+                let mut o = observed.lock().unwrap_or_else(|e| e.into_inner());
+                let members = o.placement_members(now, ld, member_ld);
                 let mut holders = BTreeMap::new();
                 let mut unheld = BTreeMap::new();
                 for (task, name) in &names {
@@ -219,13 +265,14 @@ impl SpreadManager {
                         }
                     }
                 }
-                (members, holders, unheld, o.moves, o.max_epoch.clone())
+                (members, holders, unheld, o.moves)
             };
             if moves > moves_counted {
                 self.metrics.task_moves.inc_by(moves - moves_counted);
                 moves_counted = moves;
             }
-            // Placement sees only holders that are live members: a task held by a departed agent is free to move.
+            // Placement sees only holders it counts on: a task held by a departed or lapsed agent is free to move,
+            // and its new owner's election waits out what is left of the term.
             let live_holders: BTreeMap<String, String> = holders
                 .iter()
                 .filter(|(_, h)| members.contains_key(*h))
@@ -236,43 +283,66 @@ impl SpreadManager {
                 members.keys(),
                 &live_holders,
             );
-
-            for task in &tasks {
-                let owner = placement.get(&task.name);
-                let mine = owner == Some(&me);
-                let orphan = unheld
-                    .get(&task.name)
-                    .is_some_and(|since| now.saturating_duration_since(*since) > ld);
-                match active.get_mut(&task.name) {
-                    None if mine || orphan => {
-                        let name = &names[&task.name];
-                        let floor = max_epoch.get(name.name()).copied().unwrap_or(0);
+            let view = campaign::View {
+                me: &me,
+                now,
+                members: &members,
+                placement: &placement,
+                unheld: &unheld,
+                settle,
+                fallback_step,
+            };
+            let running: BTreeMap<String, campaign::Running> = active
+                .iter()
+                .map(|(t, a)| {
+                    let leading = a.state.borrow().is_leading();
+                    (
+                        t.clone(),
+                        campaign::Running {
+                            leading,
+                            stopping: a.stopping,
+                        },
+                    )
+                })
+                .collect();
+            let actions = campaign::plan(
+                tasks.iter().map(|t| t.name.as_str()),
+                &view,
+                &running,
+                &mut waiting,
+            );
+            for action in actions {
+                match action {
+                    campaign::Action::NoShow { task, owner } => {
+                        tracing::info!(task = %task, owner = %owner, "the spread task's owner has not taken it; placing it elsewhere until the owner renews something");
+                        observed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .no_show(&owner, now);
+                    }
+                    campaign::Action::Campaign(task) => {
+                        let Some(config) = tasks.iter().find(|t| t.name == task) else {
+                            continue;
+                        };
                         match self
                             .elector
-                            .spawn(self.task_election(name).epoch_floor(floor))
+                            .spawn(self.task_election(&names[&task], &observed))
                         {
                             Ok(election) => {
-                                let a = self.start_runner(task, election);
-                                active.insert(task.name.clone(), a);
+                                active.insert(task, self.start_runner(config, election));
                             }
                             Err(e) => {
-                                tracing::warn!(task = %task.name, error = %e, "cannot campaign for the spread task yet")
+                                tracing::warn!(task = %task, error = %e, "cannot campaign for the spread task yet")
                             }
                         }
                     }
-                    Some(a) if !a.stopping && !mine && !orphan => {
-                        let leading = a.state.borrow().is_leading();
-                        let owner_settled = owner
-                            .and_then(|o| members.get(o))
-                            .is_some_and(|since| now.saturating_duration_since(*since) >= settle);
-                        // Stop campaigning at once when not holding; hand over a held task only to a settled owner.
-                        if !leading || owner_settled {
-                            tracing::info!(task = %task.name, owner = ?owner, "spread task placed elsewhere: releasing");
+                    campaign::Action::Release(task) => {
+                        if let Some(a) = active.get_mut(&task) {
+                            tracing::info!(task = %task, owner = ?placement.get(&task), "spread task placed elsewhere: releasing");
                             let _ = a.stop.send(true);
                             a.stopping = true;
                         }
                     }
-                    _ => {}
                 }
             }
             let lease_watch = if progress.borrow().forbidden {
@@ -291,8 +361,9 @@ impl SpreadManager {
             tokio::select! {
                 () = tokio::time::sleep(TICK) => {}
                 r = progress.changed() => if r.is_err() {
-                    // The watcher is gone (it only ends by panicking): keep ticking on the clock alone.
-                    tokio::time::sleep(TICK).await;
+                    // The watcher is gone: it only ends by panicking. Placement cannot go on blind.
+                    end = RunnerEnd::ElectorDied(watcher_ended((&mut watcher).await));
+                    break;
                 },
                 r = shutdown.changed() => if r.is_err() { break },
             }
@@ -302,8 +373,15 @@ impl SpreadManager {
         }
         // The member Lease goes at the same time as the task Leases: the task Leases alone decide who may run a
         // task, so releasing membership early is safe, and it keeps the worst-case shutdown to one RD.
-        let runners = futures::future::join_all(active.into_values().map(|a| a.join));
-        let _ = tokio::join!(runners, member.shutdown());
+        let runners = futures::future::join_all(
+            active
+                .into_iter()
+                .map(|(task, a)| async move { runner_fatal(&task, a.join.await, true) }),
+        );
+        let (ended, _) = tokio::join!(runners, member.shutdown());
+        if let (RunnerEnd::Shutdown, Some(why)) = (&end, ended.into_iter().flatten().next()) {
+            end = RunnerEnd::ElectorDied(why);
+        }
         watcher.abort();
         end
     }
@@ -397,5 +475,58 @@ impl SpreadManager {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Why a task runner's end is fatal, if it is: its elector died (unless we had asked it to stop: then that is the
+/// release failing at shutdown, which the runner logged), or it panicked, which is always fatal, as in leader
+/// mode: a panic must never leave a task silently unrun.
+fn runner_fatal(task: &str, end: Result<RunnerEnd, JoinError>, stopping: bool) -> Option<String> {
+    match end {
+        Ok(RunnerEnd::Shutdown) => None,
+        Ok(RunnerEnd::ElectorDied(why)) => (!stopping).then_some(why),
+        Err(e) => Some(format!("the runner of spread task {task} failed: {e}")),
+    }
+}
+
+/// Why the spread Lease watcher ended: it loops until aborted, so only by panicking.
+fn watcher_ended(end: Result<(), JoinError>) -> String {
+    match end {
+        Ok(()) => "the spread Lease watch ended".to_owned(),
+        Err(e) => format!("the spread Lease watch failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_spread_runner_that_panics_is_fatal_whether_or_not_it_was_stopping() {
+        for stopping in [false, true] {
+            let join: JoinHandle<RunnerEnd> = tokio::spawn(async { panic!("boom") });
+            let why = runner_fatal("db", join.await, stopping).expect("a panic is fatal");
+            assert!(
+                why.contains("spread task db") && why.contains("panicked"),
+                "{why}"
+            );
+        }
+        let join = tokio::spawn(async { RunnerEnd::ElectorDied("x".into()) });
+        assert_eq!(runner_fatal("db", join.await, false).as_deref(), Some("x"));
+        let join = tokio::spawn(async { RunnerEnd::ElectorDied("x".into()) });
+        assert_eq!(
+            runner_fatal("db", join.await, true),
+            None,
+            "a failed release at shutdown was logged"
+        );
+        let join = tokio::spawn(async { RunnerEnd::Shutdown });
+        assert_eq!(runner_fatal("db", join.await, false), None);
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_panics_says_so() {
+        let join: JoinHandle<()> = tokio::spawn(async { panic!("watch boom") });
+        let why = watcher_ended(join.await);
+        assert!(why.contains("panicked"), "{why}");
     }
 }

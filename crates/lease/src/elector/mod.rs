@@ -167,20 +167,7 @@ impl Elector {
                     lease: lease_key.1,
                 });
             }
-            let hub_key = (config.namespace.clone(), config.label_selector());
-            shared.hubs.retain(|_, hub| hub.strong_count() > 0);
-            if let Some(hub) = shared.hubs.get(&hub_key).and_then(Weak::upgrade) {
-                hub
-            } else {
-                let hub = Arc::new(Hub::start(
-                    self.client.clone(),
-                    &hub_key.0,
-                    &hub_key.1,
-                    self.random.clone(),
-                ));
-                shared.hubs.insert(hub_key, Arc::downgrade(&hub));
-                hub
-            }
+            self.hub(&mut shared, &config)
         };
         let identity = config.identity.holder();
         let api = LeaseApi::new(self.client.clone(), &config.namespace, &config.lease_name);
@@ -236,6 +223,56 @@ impl Elector {
             observation: observation_rx,
             cmds: cmd_tx,
         })
+    }
+}
+
+impl Elector {
+    /// The shared watch for `config`'s (Kubernetes namespace, label selector), started if none runs.
+    fn hub(&self, shared: &mut Shared, config: &ElectionConfig) -> Arc<Hub> {
+        let hub_key = (config.namespace.clone(), config.label_selector());
+        shared.hubs.retain(|_, hub| hub.strong_count() > 0);
+        if let Some(hub) = shared.hubs.get(&hub_key).and_then(Weak::upgrade) {
+            hub
+        } else {
+            let hub = Arc::new(Hub::start(
+                self.client.clone(),
+                &hub_key.0,
+                &hub_key.1,
+                self.random.clone(),
+            ));
+            shared.hubs.insert(hub_key, Arc::downgrade(&hub));
+            hub
+        }
+    }
+
+    /// Keeps the shared watch that elections like `config` (same Kubernetes namespace and labels) use open while
+    /// the returned guard lives, even when none of them runs.
+    ///
+    /// A process that spawns elections only when it needs them (spread mode spawns a task's election when the task
+    /// is placed on it) would otherwise open a new watch with each first one; and a leadership acquired through a
+    /// watch opened moments ago takes effect only RD after the acquire, because only a watch that has been open for
+    /// a while proves that no erased leader is still acting (design §3). A watch kept open lets such an election
+    /// lead at once. It costs one watch connection, and the events of the Leases it selects.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime.
+    #[must_use]
+    pub fn keep_watch(&self, config: &ElectionConfig) -> WatchGuard {
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        WatchGuard {
+            _hub: self.hub(&mut shared, config),
+        }
+    }
+}
+
+/// Keeps a shared watch open while it lives; see [`Elector::keep_watch`].
+pub struct WatchGuard {
+    _hub: Arc<Hub>,
+}
+
+impl std::fmt::Debug for WatchGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WatchGuard(..)")
     }
 }
 

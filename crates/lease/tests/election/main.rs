@@ -1092,3 +1092,158 @@ async fn many_leases_share_one_watch() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// 15. A late election told when its process first saw the Lease's current record (`ElectionConfig::last_sighting`)
+/// takes over a term that ran out before it was spawned, instead of counting the record as just seen and waiting
+/// out another LD; an election spawned beside it without the sighting still waits from its spawn, and never leads.
+/// Told of a record the Lease no longer carries, the late election waits as always.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_election_starts_from_its_process_sighting() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster
+        .leases()
+        .create(
+            &PostParams::default(),
+            &foreign_lease("ghost_1", Some(2), 0),
+        )
+        .await?;
+    let seen = cluster.leases().get(LEASE).await?;
+    let seen_at = tokio::time::Instant::now();
+    let sighting = |lease: &Lease| leasehold_lease::Sighting {
+        lease: lease.clone(),
+        at: seen_at,
+        last_holder: Some("ghost_1".into()),
+    };
+    // The premise: by this process's sighting, the ghost's term has run out before the elections are spawned.
+    tokio::time::sleep_until(seen_at + LD).await;
+    let plain = cluster.candidate("node-b", "1").await?;
+    let late = cluster
+        .candidate_with("node-a", "1", |c| c.last_sighting(sighting(&seen)))
+        .await?;
+    let guard = late.wait_leading(settle()).await?;
+    assert_eq!(guard.epoch(), 4);
+    // The plain election counts the ghost's record as seen at its spawn: by then the late one had taken over.
+    until(
+        "the plain election to see the late one lead",
+        settle(),
+        || matches!(plain.state(), ElectionState::Following { holder: Some(h) } if h == late.user),
+    )
+    .await?;
+    assert!(
+        cluster
+            .timeline
+            .intervals()
+            .iter()
+            .all(|i| i.who == late.user),
+        "only the late election led: {:?}",
+        cluster.timeline.intervals()
+    );
+    // One cluster at a time: each holds the process-wide test lock while it lives.
+    drop((plain, late, cluster));
+
+    // The Lease moved on after the sighting: the sighting is of a record it no longer carries, so it is ignored.
+    let cluster = Cluster::start().await?;
+    cluster
+        .leases()
+        .create(
+            &PostParams::default(),
+            &foreign_lease("ghost_1", Some(2), 0),
+        )
+        .await?;
+    let stale = cluster.leases().get(LEASE).await?;
+    let seen_at = tokio::time::Instant::now();
+    cluster
+        .leases()
+        .patch(
+            LEASE,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"renewTime": MicroTime(jiff::Timestamp::now())}})),
+        )
+        .await?;
+    tokio::time::sleep_until(seen_at + LD).await;
+    let t0 = Instant::now();
+    let late = cluster
+        .candidate_with("node-a", "1", |c| {
+            c.last_sighting(leasehold_lease::Sighting {
+                lease: stale.clone(),
+                at: seen_at,
+                last_holder: Some("ghost_1".into()),
+            })
+        })
+        .await?;
+    let guard = late.wait_leading(settle()).await?;
+    assert!(
+        guard.started_at() >= t0 + LD,
+        "a renewed record counts from the election's own first look: acquired after {:?}",
+        guard.started_at() - t0
+    );
+    cluster.timeline.assert_no_overlap();
+    Ok(())
+}
+
+/// 16. A shared watch kept open (`Elector::keep_watch`) proves a late election's term at once: the leadership it
+/// acquires takes effect without the RD wait that a watch opened with the election costs (that watch cannot show
+/// that no erased leader is still acting). Two late elections on two expired Leases are spawned together, one with
+/// a kept watch and one without: the kept one leads first, and the other only RD after its watch opened. An ordering
+/// and a lower bound, so a slow machine cannot fail it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_kept_open_lets_a_late_election_lead_at_once() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let names = ["leasehold-kept", "leasehold-plain"];
+    let mut seen = Vec::new();
+    for name in names {
+        let mut ghost = foreign_lease("ghost_1", Some(2), 0);
+        ghost.metadata.name = Some(name.into());
+        cluster
+            .leases()
+            .create(&PostParams::default(), &ghost)
+            .await?;
+        seen.push(cluster.leases().get(name).await?);
+    }
+    let seen_at = tokio::time::Instant::now();
+    let mut electors = Vec::new();
+    let mut configs = Vec::new();
+    for (name, lease) in names.iter().zip(seen) {
+        let identity = leasehold_lease::Identity::new("node-a", *name)?;
+        let elector = leasehold_lease::Elector::new(cluster.client(&identity.holder()).await?);
+        configs.push(
+            leasehold_lease::ElectionConfig::new(NS, *name, identity)
+                .timings(LD, RD, RP)
+                .last_sighting(leasehold_lease::Sighting {
+                    lease,
+                    at: seen_at,
+                    last_holder: Some("ghost_1".into()),
+                }),
+        );
+        electors.push(elector);
+    }
+    let guard = electors[0].keep_watch(&configs[0]);
+    // The premise: the ghost's terms have run out, and the kept watch has been open for longer than RD.
+    tokio::time::sleep_until(seen_at + LD.max(RD)).await;
+    let spawned = Instant::now();
+    let mut handles = Vec::new();
+    for (elector, config) in electors.iter().zip(configs) {
+        handles.push(elector.spawn(config)?);
+    }
+    let (mut kept, mut plain) = (handles[0].state(), handles[1].state());
+    // The state says `Leading` once the leadership takes effect.
+    tokio::time::timeout(settle(), kept.wait_for(ElectionState::is_leading)).await??;
+    assert!(
+        !plain.borrow().is_leading(),
+        "the election without a kept watch must not lead before the one with it"
+    );
+    tokio::time::timeout(settle(), plain.wait_for(ElectionState::is_leading)).await??;
+    assert!(
+        spawned.elapsed() >= RD,
+        "a watch opened with the election proves nothing for RD after it opened: led {:?} after the spawn",
+        spawned.elapsed()
+    );
+    for handle in handles {
+        handle
+            .shutdown()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    drop((guard, electors, cluster));
+    Ok(())
+}

@@ -170,7 +170,8 @@ impl Machine {
         let health = hub.health();
         Self {
             me: cfg.identity.holder(),
-            term: Term::with_epoch_floor(cfg.lease_duration, cfg.epoch_floor, Instant::now()),
+            term: Term::with_epoch_floor(cfg.lease_duration, cfg.epoch_floor, Instant::now())
+                .seeded(cfg.last_sighting.clone()),
             backoff: Backoff::new(cfg.retry_period, cfg.lease_duration, random.clone()),
             random,
             api,
