@@ -60,6 +60,19 @@ bench: tools
 	cd bench/peers && CARGO_TARGET_DIR=$(CURDIR)/bench/target $(CARGO) build --release --bins
 	bench/target/release/bench-elections --apiserver-bin $(or $(CARGO_TARGET_DIR),target)/release/leasehold-apiserver --out bench/target/elections.json $(BENCH_ARGS)
 	$(MAKE) footprint
+	$(MAKE) bench-spread
+
+## bench-spread: spread-mode failover (BENCHMARKS.md, "Spread mode: failover after a crash"): 4 and 20 real agents
+## share 10 spread stamp tasks with the default member timing; the agent holding the most tasks is SIGKILLed 3 times
+## in a row, at the default task timing and at LD 3 s. About 8 minutes. The agents' logs go to target/bench-spread.log;
+## the table is printed at the end.
+.PHONY: bench-spread
+bench-spread:
+	$(CARGO) build --release --locked -p leasehold -p leasehold-apiserver -p leasehold-tests --bins
+	$(or $(CARGO_TARGET_DIR),target)/release/bench-members --failover 4,20 --timings default,fast --kills 3 \
+		> $(or $(CARGO_TARGET_DIR),target)/bench-spread.log 2>&1 \
+		|| { tail -n 60 $(or $(CARGO_TARGET_DIR),target)/bench-spread.log; exit 1; }
+	@grep -E '^(\||  [0-9]+ agents:)' $(or $(CARGO_TARGET_DIR),target)/bench-spread.log
 
 ## soak: the fault soak (tests/src/bin/soak.rs), on release builds: 5 agents with a leader stamp task and spread
 ## stamp tasks, under a random, seeded schedule of faults (leader SIGKILL/SIGTERM/SIGSTOP, partitions, API server
