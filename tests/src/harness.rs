@@ -298,7 +298,7 @@ pub struct Cluster {
     /// The election timing every agent gets.
     pub timing: Timing,
     tls: bool,
-    logs: std::sync::Mutex<Vec<(String, PathBuf)>>,
+    logs: parking_lot::Mutex<Vec<(String, PathBuf)>>,
 }
 
 impl Cluster {
@@ -328,7 +328,7 @@ impl Cluster {
             admin,
             timing: Timing::FAST,
             tls,
-            logs: std::sync::Mutex::new(Vec::new()),
+            logs: parking_lot::Mutex::new(Vec::new()),
         })
     }
 
@@ -688,10 +688,7 @@ impl Cluster {
         };
         let mut child = cmd.spawn().context("spawning leasehold agent")?;
         drop(cmd);
-        self.logs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((spec.node.clone(), log.clone()));
+        self.logs.lock().push((spec.node.clone(), log.clone()));
         let holder = announced_identity(&log, &mut child, Duration::from_secs(15))
             .await?
             .unwrap_or_default();
@@ -779,7 +776,7 @@ pub async fn leader_among(agents: &[&Agent], namespace: &str) -> anyhow::Result<
 impl Drop for Cluster {
     fn drop(&mut self) {
         // Shown by the test runner only when the test failed (or with --no-capture).
-        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        let logs = self.logs.lock();
         eprintln!("--- e2e temp dir: {}", self.dir().display());
         if let Ok(stamps) = self.stamps() {
             eprintln!("{}", stamps.describe());

@@ -2,7 +2,7 @@
 //! Events, and shuts it all down in order (children first, then Lease releases).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use leasehold_lease::{ElectionConfig, Elector, Identity};
@@ -11,6 +11,7 @@ use leasehold_policy::eligibility::Eligibility;
 use leasehold_policy::lease_name::LeaseName;
 use leasehold_policy::status::Status;
 use leasehold_policy::tags::Tags;
+use parking_lot::RwLock;
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{Controls, ImpeachRequest, Listeners};

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use leasehold_lease::Observation;
+use leasehold_policy::status::StatusKind;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -18,7 +19,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::view::View;
+use crate::view::{Document, TaskStateKind, View};
 
 /// Labels of `leasehold_election_transitions_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -75,7 +76,11 @@ impl std::fmt::Debug for StateCollector {
 
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let snapshot = self.view.snapshot();
+        // One read of the view, so the namespaces and spread mode are from the same instant.
+        let Document {
+            namespaces: snapshot,
+            spread,
+        } = self.view.document();
         // Lines the non-blocking log writer dropped because stderr did not keep up: the log pipe stalled, and
         // the election went on rather than wait for it.
         ConstCounter::new(crate::logging::dropped_lines()).encode(encoder.encode_descriptor(
@@ -146,7 +151,7 @@ impl Collector for StateCollector {
             )?;
             for ns in &snapshot {
                 let labels = [("namespace", ns.namespace.as_str())];
-                let polling = ns.observation == Some(Observation::Polling.as_str());
+                let polling = ns.observation == Some(Observation::Polling);
                 ConstGauge::new(i64::from(polling)).encode(family.encode_family(&labels)?)?;
             }
         }
@@ -160,21 +165,21 @@ impl Collector for StateCollector {
             for ns in &snapshot {
                 let name = ns.lease.rsplit('/').next().unwrap_or(&ns.lease);
                 let labels = [("name", name)];
-                let leading = i64::from(ns.status == "success");
+                let leading = i64::from(ns.status == StatusKind::Success);
                 ConstGauge::new(leading).encode(family.encode_family(&labels)?)?;
             }
         }
-        if let Some(spread) = self.view.spread() {
+        if let Some(spread) = spread {
             let mut family = encoder.encode_descriptor(
                 "leasehold_task_held",
                 "1 while this agent holds the spread task's Lease",
                 None,
                 MetricType::Gauge,
             )?;
-            for task in spread["tasks"].as_array().into_iter().flatten() {
-                let name = task["task"].as_str().unwrap_or("");
-                let held = i64::from(task["held_here"].as_bool().unwrap_or(false));
-                ConstGauge::new(held).encode(family.encode_family(&[("task", name)])?)?;
+            for task in &spread.view.tasks {
+                let held = i64::from(task.held_here);
+                ConstGauge::new(held)
+                    .encode(family.encode_family(&[("task", task.task.as_str())])?)?;
             }
         }
         {
@@ -186,7 +191,7 @@ impl Collector for StateCollector {
             )?;
             for task in snapshot.iter().flat_map(|ns| &ns.tasks) {
                 let labels = [("task", task.name.as_str())];
-                ConstGauge::new(i64::from(task.state == "running"))
+                ConstGauge::new(i64::from(task.state == TaskStateKind::Running))
                     .encode(family.encode_family(&labels)?)?;
             }
         }
@@ -296,7 +301,7 @@ mod tests {
     use leasehold_policy::status::Status;
 
     use super::*;
-    use crate::view::TaskView;
+    use crate::view::{RunMode, TaskView};
 
     #[test]
     fn only_the_leader_exports_the_epoch_and_only_until_its_deadline() -> Result<(), std::fmt::Error>
@@ -368,8 +373,8 @@ mod tests {
             "default",
             TaskView {
                 name: "mysql".into(),
-                mode: "leader".into(),
-                state: "stopped".into(),
+                mode: RunMode::Leader,
+                state: TaskStateKind::Stopped,
                 pid: None,
                 restarts: 0,
             },

@@ -16,7 +16,7 @@ use leasehold_lease::{ElectionHandle, ElectionState, Leadership, Observation};
 use leasehold_policy::config::TaskConfig;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::tasks::{Running, TaskContext, Term, watchdog_deadline};
+use crate::tasks::{self, Now, Running, TaskContext, Term};
 
 /// How often the watchdog deadline is pushed forward while leading.
 const HEARTBEAT: Duration = Duration::from_millis(250);
@@ -146,15 +146,15 @@ impl<S: Sink> GatedRunner<S> {
                 },
                 () = lost => self.stop_leading(&mut running, "leadership ended (renew deadline passed)").await,
                 () = heartbeat => {
-                    if let Some((l, tasks)) = &mut running
-                        && let Some(deadline) = l.deadline_since_boot()
-                    {
-                        let kill = watchdog_deadline(deadline, self.timing.0, self.timing.1);
-                        tasks.set_deadline(kill);
-                        // Still leading, yet a task's deadline passed: the agent was starved, not the
-                        // election. The leader runs its tasks again rather than hold the Lease idle.
-                        self.ctx.restart_expired(tasks, kill);
-                        self.sink.leadership_deadline(l.time_left().map(|left| std::time::Instant::now() + left));
+                    if let Some((l, tasks)) = &mut running {
+                        let d = self.deadlines(l);
+                        if d.leading_until.is_some() {
+                            tasks.set_deadline(d.kill);
+                            // Still leading, yet a task's deadline passed: the agent was starved, not the
+                            // election. The leader runs its tasks again rather than hold the Lease idle.
+                            self.ctx.restart_expired(tasks, d.kill);
+                            self.sink.leadership_deadline(d.leading_until);
+                        }
                     }
                 }
                 Some(reply) = impeach => {
@@ -187,21 +187,26 @@ impl<S: Sink> GatedRunner<S> {
     /// Starts leading: status and children. The deadline goes first: a status of `success` shows only while
     /// it is in the future.
     fn lead(&self, l: &Leadership) -> Running {
-        self.sink
-            .leadership_deadline(l.time_left().map(|left| std::time::Instant::now() + left));
+        // An ended leadership gets a kill deadline that has passed: the shim then starts nothing.
+        let d = self.deadlines(l);
+        self.sink.leadership_deadline(d.leading_until);
         self.sink.leading(l);
-        // An ended leadership gets a deadline that has passed: the shim then starts nothing.
-        let deadline = watchdog_deadline(
-            l.deadline_since_boot().unwrap_or(Duration::ZERO),
-            self.timing.0,
-            self.timing.1,
-        );
         let term = Term {
             epoch: l.epoch(),
             holder: l.holder().to_string(),
         };
         self.ctx
-            .start(&self.namespace, &self.tasks, Some(&term), deadline)
+            .start(&self.namespace, &self.tasks, Some(&term), d.kill)
+    }
+
+    /// The kill deadline and the end of leadership for `l`, now.
+    fn deadlines(&self, l: &Leadership) -> tasks::Deadlines {
+        tasks::deadlines(
+            l.deadline_since_boot(),
+            Now::read(),
+            self.timing.0,
+            self.timing.1,
+        )
     }
 
     /// Stops the children if we were leading, and reports why.

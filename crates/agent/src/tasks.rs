@@ -5,16 +5,17 @@
 //! Starting and stopping run on their own tasks, never on the elector's: the election keeps renewing whatever a
 //! child does (DataKit had a bug where a stuck resume blocked the heartbeat and made leadership flap).
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use leasehold_policy::config::{TaskConfig, TaskMode};
 use leasehold_policy::tags::Tags;
+use parking_lot::RwLock;
 use tokio::task::JoinHandle;
 
 use crate::metrics::{Metrics, TaskLabels};
 use crate::supervisor::{BootInstant, Deadline, Supervisor, TaskHandle, TaskSpec, TaskState};
-use crate::view::{TaskView, View};
+use crate::view::{RunMode, TaskStateKind, TaskView, View};
 
 /// Who leads, for the children's environment.
 #[derive(Clone, Debug)]
@@ -40,28 +41,28 @@ pub struct TaskContext {
     pub runtime_tags: Arc<RwLock<Tags>>,
 }
 
-/// The mode word the API shows for a task.
-pub fn mode_word(task: &TaskConfig) -> &'static str {
+/// The mode the API shows for a task.
+fn run_mode(task: &TaskConfig) -> RunMode {
     match (task.election, task.mode) {
-        (false, _) => "always",
-        (true, TaskMode::Leader) => "leader",
-        (true, TaskMode::Spread) => "spread",
+        (false, _) => RunMode::Always,
+        (true, TaskMode::Leader) => RunMode::Leader,
+        (true, TaskMode::Spread) => RunMode::Spread,
     }
 }
 
 fn task_view(task: &TaskConfig, state: &TaskState, restarts: u64) -> TaskView {
-    let (word, pid) = match state {
-        TaskState::Running { pid } => ("running", Some(*pid)),
-        TaskState::Starting => ("starting", None),
-        TaskState::BackingOff { .. } => ("backing-off", None),
-        TaskState::Stopping { pid } => ("stopping", Some(*pid)),
-        TaskState::Expired { .. } => ("expired", None),
-        TaskState::Stopped => ("stopped", None),
+    let (state, pid) = match state {
+        TaskState::Running { pid } => (TaskStateKind::Running, Some(*pid)),
+        TaskState::Starting => (TaskStateKind::Starting, None),
+        TaskState::BackingOff { .. } => (TaskStateKind::BackingOff, None),
+        TaskState::Stopping { pid } => (TaskStateKind::Stopping, Some(*pid)),
+        TaskState::Expired { .. } => (TaskStateKind::Expired, None),
+        TaskState::Stopped => (TaskStateKind::Stopped, None),
     };
     TaskView {
         name: task.name.clone(),
-        mode: mode_word(task).into(),
-        state: word.into(),
+        mode: run_mode(task),
+        state,
         pid,
         restarts,
     }
@@ -93,12 +94,7 @@ impl TaskContext {
     ) -> Vec<(String, String)> {
         let mut tags = (self.base_tags)(task);
         if task.election {
-            let runtime = self
-                .runtime_tags
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            let mut merged = runtime;
+            let mut merged = self.runtime_tags.read().clone();
             merged.overlay(&task.tags);
             tags.overlay(&merged);
         }
@@ -255,6 +251,61 @@ pub(crate) fn watchdog_deadline(
     Deadline::At(BootInstant::from_nanos(nanos) + (slack - slack / 8))
 }
 
+/// The two clocks the deadlines are derived from, read once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Now {
+    /// `CLOCK_MONOTONIC` (`std::time::Instant`), the clock of the view's leadership deadline.
+    pub mono: Instant,
+    /// `CLOCK_BOOTTIME` since boot, the clock of the leadership guard and of the kill deadline.
+    pub boot: Duration,
+}
+
+impl Now {
+    /// Reads both clocks, `CLOCK_MONOTONIC` first: a stall between the two reads then moves the end of leadership
+    /// derived from them earlier, never later.
+    pub(crate) fn read() -> Self {
+        let mono = Instant::now();
+        let boot = leasehold_lease::since_boot();
+        Self { mono, boot }
+    }
+}
+
+/// What a leader's runner derives from its leadership guard at one instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Deadlines {
+    /// The tasks' kill deadline: [`watchdog_deadline`] of the guard's deadline, or one that has already passed
+    /// when there is none (leadership ended), so the shim starts nothing and kills what runs.
+    pub kill: Deadline,
+    /// When leadership ends on `CLOCK_MONOTONIC`, for the view (a `success` shows only until then); `None` when
+    /// it has ended at `now`, as [`leasehold_lease::Leadership::time_left`] would say.
+    pub leading_until: Option<Instant>,
+}
+
+/// The deadlines for a leadership whose guard ends at `guard` (CLOCK_BOOTTIME, from
+/// [`leasehold_lease::Leadership::deadline_since_boot`]; `None` once it has ended), at `now`. Pure: the clocks are
+/// read by the caller ([`Now::read`]). The kill deadline depends on the guard alone; the end shown in the view is
+/// the time left on the boot clock carried over to the monotonic one.
+pub(crate) fn deadlines(
+    guard: Option<Duration>,
+    now: Now,
+    lease_duration: Duration,
+    renew_deadline: Duration,
+) -> Deadlines {
+    let kill = guard.map_or(Deadline::At(BootInstant::from_nanos(0)), |g| {
+        watchdog_deadline(g, lease_duration, renew_deadline)
+    });
+    // Leadership lasts while the boot clock is before the guard's deadline (`Leadership::time_left`). The guard is
+    // at most RD ahead of the boot clock, so the monotonic clock can always hold the sum.
+    let leading_until = guard
+        .and_then(|g| g.checked_sub(now.boot))
+        .filter(|left| !left.is_zero())
+        .and_then(|left| now.mono.checked_add(left));
+    Deadlines {
+        kill,
+        leading_until,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +349,102 @@ mod tests {
                 assert!(rd + after < ld);
             }
         }
+    }
+
+    const LD: Duration = Duration::from_secs(15);
+    const RD: Duration = Duration::from_secs(10);
+
+    fn at(boot_secs: u64) -> Now {
+        Now {
+            mono: Instant::now(),
+            boot: Duration::from_secs(boot_secs),
+        }
+    }
+
+    #[test]
+    fn a_current_leadership_ends_in_the_view_after_the_time_left_on_the_boot_clock() {
+        let now = at(1_000);
+        let guard = now.boot + Duration::from_millis(9_500);
+        let d = deadlines(Some(guard), now, LD, RD);
+        assert_eq!(
+            d.leading_until,
+            Some(now.mono + Duration::from_millis(9_500))
+        );
+        assert_eq!(d.kill, watchdog_deadline(guard, LD, RD));
+    }
+
+    #[test]
+    fn no_guard_deadline_means_no_leadership_and_a_kill_deadline_already_passed() {
+        let now = at(1_000);
+        let d = deadlines(None, now, LD, RD);
+        assert_eq!(d.leading_until, None);
+        // Passed at any instant, even right after boot: the shim starts nothing.
+        let Deadline::At(kill) = d.kill else {
+            panic!("an ended leadership still has a kill deadline");
+        };
+        assert!(d.kill.has_passed(BootInstant::from_nanos(0)), "{kill}");
+        let early = deadlines(None, at(0), LD, RD);
+        assert_eq!(early, d);
+    }
+
+    #[test]
+    fn a_guard_deadline_reached_or_passed_is_no_leadership_but_keeps_its_kill_deadline() {
+        let now = at(1_000);
+        for guard in [now.boot, now.boot - Duration::from_nanos(1), Duration::ZERO] {
+            let d = deadlines(Some(guard), now, LD, RD);
+            assert_eq!(d.leading_until, None, "guard {guard:?}");
+            // The kill deadline is a function of the guard alone: a stop that began when leadership ended still
+            // has until guard + 7/8·(LD − RD).
+            assert_eq!(d.kill, watchdog_deadline(guard, LD, RD));
+        }
+        let just_before = deadlines(Some(now.boot + Duration::from_nanos(1)), now, LD, RD);
+        assert_eq!(
+            just_before.leading_until,
+            Some(now.mono + Duration::from_nanos(1))
+        );
+    }
+
+    /// A stop begins at the latest when leadership ends (the guard's deadline), and the kill deadline comes
+    /// 7/8·(LD − RD) after it. The default grace (at most half of LD − RD) always fits in that window; a grace
+    /// written close to LD − RD, which the configuration allows, is longer than the time left and is cut short by
+    /// the kill deadline: the watchdog's SIGKILL comes at the deadline, mid-grace.
+    #[test]
+    fn a_grace_longer_than_the_time_left_before_the_kill_deadline_is_cut_short() {
+        for (ld, rd) in [(LD, RD), (Duration::from_secs(3), Duration::from_secs(2))] {
+            let now = at(500);
+            let guard = now.boot + Duration::from_secs(1);
+            let d = deadlines(Some(guard), now, ld, rd);
+            let Deadline::At(kill) = d.kill else {
+                panic!("a leadership always has a kill deadline");
+            };
+            let guard_at = BootInstant::from_nanos(u64::try_from(guard.as_nanos()).unwrap());
+            let window = kill.saturating_duration_since(guard_at);
+            let slack = ld - rd;
+            let timing = leasehold_policy::config::Timing {
+                lease_duration: ld,
+                renew_deadline: rd,
+                ..Default::default()
+            };
+            let default_grace =
+                leasehold_policy::config::TaskDefaults::default().grace_for(&timing);
+            assert!(
+                default_grace <= window,
+                "{default_grace:?} fits in {window:?}"
+            );
+            let long_grace = slack - Duration::from_millis(1);
+            assert!(
+                long_grace > window,
+                "{long_grace:?} is cut at {window:?} after the end of leadership"
+            );
+        }
+    }
+
+    #[test]
+    fn a_far_guard_deadline_saturates_instead_of_overflowing() {
+        let now = at(1);
+        let d = deadlines(Some(Duration::MAX), now, LD, RD);
+        assert_eq!(d.kill, Deadline::At(BootInstant::from_nanos(u64::MAX)));
+        // No panic either on the monotonic clock, whatever `Instant` can hold.
+        assert!(d.leading_until.is_none_or(|u| u > now.mono));
     }
 }

@@ -5,14 +5,45 @@
 //! `tokio::sync::watch` channel, which the server-sent-events stream follows.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 use leasehold_lease::Observation;
 use leasehold_policy::identity::node_of;
-use leasehold_policy::status::{Status, StatusReport};
-use serde::Serialize;
+use leasehold_policy::status::{Status, StatusKind, StatusReport};
+use parking_lot::{Mutex, MutexGuard};
+use serde::{Serialize, Serializer};
 use tokio::sync::watch;
+
+/// How a task is run, as the API shows it (`mode`).
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RunMode {
+    /// `leader`: runs on the leader of its election namespace.
+    Leader,
+    /// `spread`: has its own Lease and is spread over the members.
+    Spread,
+    /// `always`: `election = false`, runs on every agent.
+    Always,
+}
+
+/// Where a task is in its life, as the API shows it (`state`): the supervisor's
+/// [`TaskState`](crate::supervisor::TaskState) without its data.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskStateKind {
+    /// `starting`: the shim is being spawned.
+    Starting,
+    /// `running`: the shim runs.
+    Running,
+    /// `backing-off`: exited by itself, to be started again.
+    BackingOff,
+    /// `stopping`: stopped, waiting for the group to go.
+    Stopping,
+    /// `expired`: the kill deadline passed.
+    Expired,
+    /// `stopped`: nothing of the task is left.
+    Stopped,
+}
 
 /// One task as the API shows it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -20,9 +51,9 @@ pub struct TaskView {
     /// The task name.
     pub name: String,
     /// `leader`, `spread` or `always` (election = false).
-    pub mode: String,
-    /// `running`, `stopped`, `starting` or `backing-off`.
-    pub state: String,
+    pub mode: RunMode,
+    /// `starting`, `running`, `backing-off`, `stopping`, `expired` or `stopped`.
+    pub state: TaskStateKind,
     /// The child's pid while running.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
@@ -36,7 +67,7 @@ pub struct NamespaceView {
     /// The election namespace.
     pub namespace: String,
     /// disabled, success, defeat, banned or impeached.
-    pub status: String,
+    pub status: StatusKind,
     /// The holder identity of the Lease, if known.
     pub holder: Option<String>,
     /// The fencing epoch while we lead.
@@ -56,7 +87,13 @@ pub struct NamespaceView {
     /// (disabled or banned). Operators need to see polling: it costs the API server a GET per follower every RP,
     /// and under a Role without `list` and `watch` it is the only way a follower sees the Lease. Not called `mode`,
     /// which names a task's kind (`leader`, `spread`).
-    pub observation: Option<&'static str>,
+    #[serde(serialize_with = "observation_word")]
+    pub observation: Option<Observation>,
+}
+
+/// Serializes an observation as its word ([`Observation::as_str`]); the lease crate has no serde.
+fn observation_word<S: Serializer>(o: &Option<Observation>, s: S) -> Result<S::Ok, S::Error> {
+    o.map(Observation::as_str).serialize(s)
 }
 
 #[derive(Clone, Debug)]
@@ -142,14 +179,49 @@ pub struct SpreadView {
     pub tasks: Vec<SpreadTaskView>,
 }
 
+/// Spread mode's state, with the fencing epochs of the spread tasks held here, by task.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SpreadState {
+    /// Placement, members and the watch, as spread mode published them.
+    #[serde(flatten)]
+    pub view: SpreadView,
+    /// The epoch of each spread task this agent holds.
+    pub epochs: BTreeMap<String, u64>,
+}
+
+/// The whole view at one instant, as `GET /v1/election` and its event stream serve it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Document {
+    /// Every election namespace, in name order.
+    pub namespaces: Vec<NamespaceView>,
+    /// Spread mode, when the agent has spread tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spread: Option<SpreadState>,
+}
+
+impl Document {
+    /// The JSON the API serves. It goes through a `serde_json::Value`, whose objects keep their keys sorted, so
+    /// the keys come out in alphabetical order, as they always have, rather than in field order.
+    pub fn to_json(&self) -> serde_json::Value {
+        // Cannot fail: every map key is a string.
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// What the view holds, under its one lock.
+#[derive(Default)]
+struct State {
+    entries: BTreeMap<String, Entry>,
+    fatal: Option<String>,
+    spread: Option<SpreadView>,
+    spread_epochs: BTreeMap<String, u64>,
+}
+
 /// The shared view.
 pub struct View {
     node: String,
-    entries: Mutex<BTreeMap<String, Entry>>,
+    state: Mutex<State>,
     changed: watch::Sender<u64>,
-    fatal: Mutex<Option<String>>,
-    spread: Mutex<Option<SpreadView>>,
-    spread_epochs: Mutex<BTreeMap<String, u64>>,
 }
 
 impl View {
@@ -157,24 +229,31 @@ impl View {
     pub fn new(node: &str) -> Self {
         Self {
             node: node.to_string(),
-            entries: Mutex::new(BTreeMap::new()),
+            state: Mutex::new(State::default()),
             changed: watch::channel(0).0,
-            fatal: Mutex::new(None),
-            spread: Mutex::new(None),
-            spread_epochs: Mutex::new(BTreeMap::new()),
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<String, Entry>) -> R) -> R {
-        let r = f(&mut self.entries.lock().unwrap_or_else(|e| e.into_inner()));
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
+    }
+
+    /// Tells the event stream that something visible changed. Called after the lock is released.
+    fn notify(&self) {
         self.changed.send_modify(|g| *g += 1);
+    }
+
+    /// Changes the state and notifies.
+    fn change<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let r = f(&mut self.lock());
+        self.notify();
         r
     }
 
     /// Registers a namespace with its initial status and Lease.
     pub fn add_namespace(&self, namespace: &str, status: Status, lease: &str, observed: bool) {
-        self.with(|m| {
-            m.insert(
+        self.change(|s| {
+            s.entries.insert(
                 namespace.to_string(),
                 Entry {
                     status,
@@ -198,8 +277,8 @@ impl View {
         holder: Option<String>,
         epoch: Option<u64>,
     ) {
-        self.with(|m| {
-            if let Some(e) = m.get_mut(namespace) {
+        self.change(|s| {
+            if let Some(e) = s.entries.get_mut(namespace) {
                 // A known holder means the Lease has been observed, which makes the agent ready.
                 e.observed |= holder.is_some();
                 e.status = status;
@@ -211,9 +290,8 @@ impl View {
 
     /// The status of one namespace.
     pub fn status(&self, namespace: &str) -> Option<Status> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.lock()
+            .entries
             .get(namespace)
             .map(|e| e.shown(std::time::Instant::now()).0)
     }
@@ -222,20 +300,19 @@ impl View {
     /// same value again does not.
     pub fn set_observation(&self, namespace: &str, observation: Observation) {
         let changed = self
-            .entries
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .entries
             .get_mut(namespace)
             .is_some_and(|e| e.observation.replace(observation) != Some(observation));
         if changed {
-            self.changed.send_modify(|g| *g += 1);
+            self.notify();
         }
     }
 
     /// Records a task's state.
     pub fn set_task(&self, namespace: &str, task: TaskView) {
-        self.with(|m| {
-            if let Some(e) = m.get_mut(namespace) {
+        self.change(|s| {
+            if let Some(e) = s.entries.get_mut(namespace) {
                 e.tasks.insert(task.name.clone(), task);
             }
         });
@@ -243,51 +320,39 @@ impl View {
 
     /// Publishes spread mode's placement, when it changed.
     pub fn set_spread(&self, spread: SpreadView) {
-        let mut current = self.spread.lock().unwrap_or_else(|e| e.into_inner());
-        if current.as_ref() != Some(&spread) {
-            *current = Some(spread);
-            drop(current);
-            self.changed.send_modify(|g| *g += 1);
+        let changed = {
+            let mut s = self.lock();
+            let changed = s.spread.as_ref() != Some(&spread);
+            if changed {
+                s.spread = Some(spread);
+            }
+            changed
+        };
+        if changed {
+            self.notify();
         }
     }
 
     /// Records the epoch of a spread task we hold (`None`: released).
     pub fn set_spread_epoch(&self, task: &str, epoch: Option<u64>) {
-        let mut epochs = self.spread_epochs.lock().unwrap_or_else(|e| e.into_inner());
-        match epoch {
-            Some(e) => epochs.insert(task.to_string(), e),
-            None => epochs.remove(task),
-        };
-        drop(epochs);
-        self.changed.send_modify(|g| *g += 1);
+        self.change(|s| match epoch {
+            Some(e) => s.spread_epochs.insert(task.to_string(), e),
+            None => s.spread_epochs.remove(task),
+        });
     }
 
     /// Spread mode's state, if the agent has spread tasks, with the epochs of the tasks held here.
-    pub fn spread(&self) -> Option<serde_json::Value> {
-        let spread = self
-            .spread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()?;
-        let epochs = self
-            .spread_epochs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let mut v = serde_json::to_value(spread).ok()?;
-        v["epochs"] = serde_json::to_value(epochs).ok()?;
-        Some(v)
+    fn spread_of(s: &State) -> Option<SpreadState> {
+        Some(SpreadState {
+            view: s.spread.clone()?,
+            epochs: s.spread_epochs.clone(),
+        })
     }
 
     /// Records when our leadership of a namespace ends unless renewed (`None`: we stopped leading).
     pub fn set_leadership_deadline(&self, namespace: &str, deadline: Option<std::time::Instant>) {
         // Not a visible change: no notification, so the heartbeat does not flood the event stream.
-        if let Some(e) = self
-            .entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(namespace)
-        {
+        if let Some(e) = self.lock().entries.get_mut(namespace) {
             e.leadership_deadline = deadline;
         }
     }
@@ -296,9 +361,8 @@ impl View {
     /// client-go's HealthzAdaptor checks: that means the agent is stuck, and kubelet should restart it.
     pub fn overdue_leadership(&self, now: std::time::Instant) -> Option<String> {
         let tolerance = std::time::Duration::from_secs(1);
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.lock()
+            .entries
             .iter()
             .find(|(_, e)| e.leadership_deadline.is_some_and(|d| now > d + tolerance))
             .map(|(ns, _)| ns.clone())
@@ -306,22 +370,17 @@ impl View {
 
     /// Marks the agent as broken (an elector died); `/healthz` fails from now on.
     pub fn set_fatal(&self, why: String) {
-        *self.fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
-        self.changed.send_modify(|g| *g += 1);
+        self.change(|s| s.fatal = Some(why));
     }
 
     /// Why the agent is broken, if it is.
     pub fn fatal(&self) -> Option<String> {
-        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.lock().fatal.clone()
     }
 
     /// Whether every namespace's Lease has been observed (or needs none).
     pub fn ready(&self) -> bool {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .all(|e| e.observed)
+        self.lock().entries.values().all(|e| e.observed)
     }
 
     /// A receiver that changes on every update.
@@ -331,18 +390,29 @@ impl View {
 
     /// The current state of every namespace, in name order.
     pub fn snapshot(&self) -> Vec<NamespaceView> {
+        self.namespaces(&self.lock())
+    }
+
+    /// Every namespace and spread mode, read at one instant.
+    pub fn document(&self) -> Document {
+        let s = self.lock();
+        Document {
+            namespaces: self.namespaces(&s),
+            spread: Self::spread_of(&s),
+        }
+    }
+
+    fn namespaces(&self, s: &State) -> Vec<NamespaceView> {
         let now = SystemTime::now();
         let mono = std::time::Instant::now();
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        s.entries
             .iter()
             .map(|(ns, e)| {
                 let (status, epoch) = e.shown(mono);
                 let report = StatusReport::new(ns, &status, &self.node, now);
                 NamespaceView {
                     namespace: ns.clone(),
-                    status: status.kind().as_str().to_string(),
+                    status: status.kind(),
                     holder: e.holder.clone(),
                     epoch,
                     elected_seconds: report.elected.map(|d| d.as_secs_f64()),
@@ -350,7 +420,7 @@ impl View {
                     tasks: e.tasks.values().cloned().collect(),
                     line: report.to_string(),
                     observed: e.observed,
-                    observation: e.observation.map(Observation::as_str),
+                    observation: e.observation,
                 }
             })
             .collect()
@@ -444,7 +514,7 @@ mod tests {
         assert_eq!(
             shown,
             [
-                ("default".to_string(), Some("polling")),
+                ("default".to_string(), Some(Observation::Polling)),
                 ("off".to_string(), None)
             ]
         );
@@ -469,5 +539,81 @@ mod tests {
             None,
         );
         assert!(view.ready());
+    }
+
+    /// The JSON `GET /v1/election` serves: field names, values and key order as before the view was typed.
+    #[test]
+    fn the_document_serializes_to_the_words_and_keys_the_api_has_always_served() {
+        let view = View::new("node-a");
+        view.add_namespace(
+            "default",
+            Status::Defeat { holder: None },
+            "ns/leasehold-default",
+            false,
+        );
+        view.add_namespace(
+            "off",
+            Status::Banned {
+                holder: Some("node-c".into()),
+            },
+            "ns/leasehold-off",
+            true,
+        );
+        view.add_namespace("zeta", Status::Disabled, "ns/leasehold-zeta", true);
+        view.set_status(
+            "default",
+            Status::Defeat {
+                holder: Some("node-b".into()),
+            },
+            Some("node-b_1.x".into()),
+            None,
+        );
+        view.set_observation("default", Observation::Polling);
+        view.set_observation("zeta", Observation::Watching);
+        let tasks = [
+            ("a", RunMode::Leader, TaskStateKind::BackingOff, None, 3),
+            ("b", RunMode::Always, TaskStateKind::Running, Some(42), 0),
+            ("c", RunMode::Spread, TaskStateKind::Stopping, Some(7), 1),
+            ("d", RunMode::Leader, TaskStateKind::Starting, None, 0),
+            ("e", RunMode::Leader, TaskStateKind::Expired, None, 0),
+            ("f", RunMode::Leader, TaskStateKind::Stopped, None, 0),
+        ];
+        for (name, mode, state, pid, restarts) in tasks {
+            view.set_task(
+                "default",
+                TaskView {
+                    name: name.into(),
+                    mode,
+                    state,
+                    pid,
+                    restarts,
+                },
+            );
+        }
+        let namespaces = r#"{"namespaces":[{"elected_seconds":null,"epoch":null,"holder":"node-b_1.x","lease":"ns/leasehold-default","line":"Elected default::defeat|node-b","namespace":"default","observation":"polling","observed":true,"status":"defeat","tasks":[{"mode":"leader","name":"a","restarts":3,"state":"backing-off"},{"mode":"always","name":"b","pid":42,"restarts":0,"state":"running"},{"mode":"spread","name":"c","pid":7,"restarts":1,"state":"stopping"},{"mode":"leader","name":"d","restarts":0,"state":"starting"},{"mode":"leader","name":"e","restarts":0,"state":"expired"},{"mode":"leader","name":"f","restarts":0,"state":"stopped"}]},{"elected_seconds":null,"epoch":null,"holder":null,"lease":"ns/leasehold-off","line":"Elected off::banned|node-c","namespace":"off","observation":null,"observed":true,"status":"banned","tasks":[]},{"elected_seconds":null,"epoch":null,"holder":null,"lease":"ns/leasehold-zeta","line":"Elected zeta::disabled|","namespace":"zeta","observation":"watching","observed":true,"status":"disabled","tasks":[]}]"#;
+        assert_eq!(
+            view.document().to_json().to_string(),
+            format!("{namespaces}}}"),
+            "no spread key without spread tasks"
+        );
+        view.set_spread(SpreadView {
+            watch: SpreadWatch::Forbidden,
+            member: true,
+            members: vec!["m1".into(), "m2".into()],
+            tasks: vec![SpreadTaskView {
+                task: "t".into(),
+                namespace: "default".into(),
+                placed_on: Some("m1".into()),
+                holder: None,
+                held_here: false,
+                campaigning: true,
+            }],
+        });
+        view.set_spread_epoch("t", Some(9));
+        let spread = r#""spread":{"epochs":{"t":9},"member":true,"members":["m1","m2"],"tasks":[{"campaigning":true,"held_here":false,"holder":null,"namespace":"default","placed_on":"m1","task":"t"}],"watch":"forbidden"}"#;
+        assert_eq!(
+            view.document().to_json().to_string(),
+            format!("{namespaces},{spread}}}")
+        );
     }
 }

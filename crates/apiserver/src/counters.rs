@@ -1,8 +1,8 @@
 //! Per-client request counters, so tests and benches can measure what each candidate costs the API server.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use serde::Serialize;
 
 /// One counted dimension: who asked what of which resource, and what they got.
@@ -92,17 +92,12 @@ impl Recorder {
             resource: resource.to_string(),
             code,
         };
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_default() += 1;
+        *self.requests.lock().entry(key).or_default() += 1;
     }
 
     /// Counts `n` watch events delivered to `user`.
     pub fn watch_events(&self, user: &str, n: u64) {
-        let mut m = self.watch_events.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = self.watch_events.lock();
         match m.get_mut(user) {
             Some(c) => *c += n,
             None => {
@@ -113,11 +108,7 @@ impl Recorder {
 
     /// A snapshot, with `writes` filled in from the store.
     pub fn snapshot(&self, writes: u64) -> Counters {
-        let by_key = self
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let by_key = self.requests.lock().clone();
         let requests = by_key
             .iter()
             .map(|(k, n)| {
@@ -131,11 +122,7 @@ impl Recorder {
             requests,
             by_key,
             writes,
-            watch_events: self
-                .watch_events
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            watch_events: self.watch_events.lock().clone(),
         }
     }
 }

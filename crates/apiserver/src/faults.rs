@@ -5,10 +5,10 @@
 //! library handle and from the admin HTTP endpoint.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -80,7 +80,7 @@ impl Default for Faults {
 
 impl Faults {
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.state.lock();
         let r = f(&mut s);
         drop(s);
         r

@@ -5,7 +5,9 @@
 //! here, once, means a test written against one front end means the same thing against the other.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use crate::counters::Counters;
 use crate::faults::Faults;

@@ -272,10 +272,7 @@ async fn serve_resource(ctx: Ctx) -> Response<Body> {
         (watch::start(ctx), vec![])
     } else {
         let result = objects::handle(&ctx);
-        let warnings = ctx
-            .warnings
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let warnings = ctx.warnings.into_inner();
         (result, warnings)
     };
     let mut resp = match result {

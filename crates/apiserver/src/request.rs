@@ -30,7 +30,7 @@ pub struct Ctx {
     pub body: Bytes,
     /// Warnings for the client, sent as `Warning: 299 - "..."` headers (e.g. unknown fields dropped under
     /// `fieldValidation=Warn`). A mutex because handlers only get `&Ctx`.
-    pub warnings: std::sync::Mutex<Vec<String>>,
+    pub warnings: parking_lot::Mutex<Vec<String>>,
 }
 
 impl Ctx {
@@ -62,9 +62,7 @@ impl Ctx {
 
     /// Adds a warning for the client (a `Warning` response header).
     pub fn warn(&self, text: String) {
-        if let Ok(mut w) = self.warnings.lock() {
-            w.push(text);
-        }
+        self.warnings.lock().push(text);
     }
 
     /// Whether this is a dry run (`dryRun=All`): validated and answered but not stored.

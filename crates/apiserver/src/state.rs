@@ -1,9 +1,10 @@
 //! The state every request handler shares: store, users, authorizer, faults and counters.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::{Mutex, RwLock};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -39,19 +40,12 @@ pub struct State {
 impl State {
     /// The user a bearer token belongs to.
     pub fn user_for(&self, token: &str) -> Option<UserInfo> {
-        self.tokens
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(token)
-            .cloned()
+        self.tokens.read().get(token).cloned()
     }
 
     /// Registers a token for a user.
     pub fn add_token(&self, token: String, user: UserInfo) {
-        self.tokens
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(token, user);
+        self.tokens.write().insert(token, user);
     }
 
     /// Simulates an API server restart: every connection drops (watches and hung requests included). With
@@ -75,18 +69,14 @@ impl State {
     pub fn save_snapshot(&self) -> (usize, u64) {
         let snapshot = self.store.snapshot();
         let rv = snapshot.resource_version();
-        let mut saved = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut saved = self.snapshots.lock();
         saved.push(snapshot);
         (saved.len() - 1, rv)
     }
 
     /// The snapshot the admin endpoint saved under `id`, if any.
     pub fn saved_snapshot(&self, id: usize) -> Option<Snapshot> {
-        self.snapshots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+        self.snapshots.lock().get(id).cloned()
     }
 
     /// A snapshot of the counters.

@@ -8,8 +8,9 @@
 //! it stays inside the window; past the window it gets 410 Expired, as from a real server.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -130,20 +131,14 @@ impl Store {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A poisoned lock only means a handler panicked mid-request; the map itself is always consistent
-        // because every mutation is a single insert/remove.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// The newest committed resourceVersion.
     pub fn current_rv(&self) -> u64 {
-        self.lock().rv
+        self.inner.lock().rv
     }
 
     /// How many writes (creates, updates, deletes) have been committed since start.
     pub fn writes(&self) -> u64 {
-        self.lock().writes
+        self.inner.lock().writes
     }
 
     /// A channel that carries the newest resourceVersion; watchers wait on it.
@@ -153,7 +148,8 @@ impl Store {
 
     /// The live object, if any.
     pub fn get(&self, bucket: &'static str, ns: &str, name: &str) -> Option<Arc<Value>> {
-        self.lock()
+        self.inner
+            .lock()
             .objects
             .get(&(bucket, ns.to_string(), name.to_string()))
             .cloned()
@@ -162,7 +158,7 @@ impl Store {
     /// Every object in a bucket (in one namespace, or all with `None`), sorted by namespace then name, and the
     /// resourceVersion the snapshot was taken at.
     pub fn list(&self, bucket: &'static str, ns: Option<&str>) -> (Vec<Arc<Value>>, u64) {
-        let inner = self.lock();
+        let inner = self.inner.lock();
         let items = inner
             .objects
             .range((bucket, String::new(), String::new())..)
@@ -182,7 +178,7 @@ impl Store {
         name: &str,
         decide: impl FnOnce(Option<&Value>, u64) -> Result<WriteOp, ApiError>,
     ) -> Result<Written, ApiError> {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock();
         let key = (bucket, ns.to_string(), name.to_string());
         let live = inner.objects.get(&key).cloned();
         let next = inner.rv + 1;
@@ -238,7 +234,7 @@ impl Store {
 
     /// Deletes every object in namespace `ns` of every namespaced bucket, as namespace deletion does.
     pub fn delete_namespace_contents(&self, ns: &str) {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock();
         let keys: Vec<Key> = inner
             .objects
             .keys()
@@ -270,7 +266,7 @@ impl Store {
 
     /// The changes after `rv`, oldest first, or 410 when some of them fell out of the window.
     pub fn changes_since(&self, rv: u64) -> Result<Vec<Arc<Change>>, ApiError> {
-        let inner = self.lock();
+        let inner = self.inner.lock();
         if rv < inner.compacted {
             return Err(ApiError::expired(rv, inner.compacted));
         }
@@ -281,7 +277,7 @@ impl Store {
     /// Forgets every object and change, and restarts the resourceVersion at [`BASE_RV`], as after an etcd
     /// restore: clients may hold resourceVersions the server has not reached.
     pub fn wipe(&self) {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock();
         inner.objects.clear();
         inner.history.clear();
         inner.rv = BASE_RV;
@@ -292,7 +288,7 @@ impl Store {
 
     /// Copies every object (namespaces included) and the newest resourceVersion, as an etcd backup would.
     pub fn snapshot(&self) -> Snapshot {
-        let inner = self.lock();
+        let inner = self.inner.lock();
         Snapshot {
             rv: inner.rv,
             objects: inner.objects.clone(),
@@ -310,7 +306,7 @@ impl Store {
     /// plain restore), new writes reuse resourceVersions that clients saw before the restore with other content,
     /// so a write prepared against a pre-restore version can pass its resourceVersion precondition.
     pub fn restore(&self, snapshot: &Snapshot, bump_revision: u64) {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock();
         let rv = snapshot.rv.saturating_add(bump_revision);
         inner.objects = snapshot.objects.clone();
         inner.history.clear();

@@ -7,10 +7,11 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex, PoisonError},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::clock::{Clock, Tick};
@@ -102,7 +103,7 @@ impl Leadership {
     #[must_use]
     pub fn ended_at(&self) -> Option<Instant> {
         self.check();
-        self.lock().ended_at
+        self.inner.state.lock().ended_at
     }
 
     /// Our holder identity, as written in the Lease.
@@ -148,7 +149,7 @@ impl Leadership {
     #[must_use]
     pub fn deadline_since_boot(&self) -> Option<Duration> {
         self.check()?;
-        Some(self.lock().deadline)
+        Some(self.inner.state.lock().deadline)
     }
 
     /// Resolves when leadership ends: at the latest RD after the send time of the last successful renew, or
@@ -173,7 +174,7 @@ impl Leadership {
         if self.check().is_none() {
             return false;
         }
-        let mut st = self.lock();
+        let mut st = self.inner.state.lock();
         if st.ended_at.is_some() {
             return false;
         }
@@ -183,7 +184,7 @@ impl Leadership {
 
     /// Ends leadership now (step-down, shutdown, loss observed).
     pub(crate) fn end(&self) {
-        let mut st = self.lock();
+        let mut st = self.inner.state.lock();
         if st.ended_at.is_none() {
             st.ended_at = Some(Instant::now());
             drop(st);
@@ -194,12 +195,12 @@ impl Leadership {
     /// The deadline on the deadline clock.
     #[cfg(test)]
     pub(crate) fn deadline(&self) -> Tick {
-        self.lock().deadline
+        self.inner.state.lock().deadline
     }
 
     /// Time left, ending the guard if the deadline has passed.
     fn check(&self) -> Option<Duration> {
-        let mut st = self.lock();
+        let mut st = self.inner.state.lock();
         if st.ended_at.is_some() {
             return None;
         }
@@ -213,14 +214,6 @@ impl Leadership {
         drop(st);
         self.inner.ended.send_replace(true);
         None
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, GuardState> {
-        // The critical sections cannot panic; a poisoned lock still holds consistent data.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -4,7 +4,9 @@
 //! deterministic simulation can replay a run exactly from its seed. Production electors use the thread-local
 //! generator and never share state between them.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -28,10 +30,7 @@ impl Random {
     pub(crate) fn unit(&self) -> f64 {
         match self {
             Self::Os => rand::random::<f64>(),
-            Self::Seeded(rng) => rng
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .random::<f64>(),
+            Self::Seeded(rng) => rng.lock().random::<f64>(),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use leasehold_policy::tags::Tags;
+use parking_lot::RwLock;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -62,11 +63,7 @@ pub fn router(view: Arc<View>, controls: Controls, token: Option<String>) -> Rou
 }
 
 fn document(view: &View) -> serde_json::Value {
-    let mut doc = json!({ "namespaces": view.snapshot() });
-    if let Some(spread) = view.spread() {
-        doc["spread"] = spread;
-    }
-    doc
+    view.document().to_json()
 }
 
 async fn election(State(s): State<AppState>) -> Json<serde_json::Value> {
@@ -147,9 +144,7 @@ fn tags_document(tags: &Tags) -> serde_json::Value {
 }
 
 async fn get_tags(State(s): State<AppState>) -> Json<serde_json::Value> {
-    Json(tags_document(
-        &s.controls.tags.read().unwrap_or_else(|e| e.into_inner()),
-    ))
+    Json(tags_document(&s.controls.tags.read()))
 }
 
 #[derive(Deserialize)]
@@ -182,7 +177,7 @@ async fn set_tags(
         )
             .into_response();
     }
-    let mut tags = s.controls.tags.write().unwrap_or_else(|e| e.into_inner());
+    let mut tags = s.controls.tags.write();
     *tags = Tags::new();
     for (k, v) in parsed.tags {
         tags.insert(k, v);
@@ -194,7 +189,7 @@ async fn delete_tags(State(s): State<AppState>, headers: HeaderMap) -> Response 
     if let Err(r) = authorized(&s, &headers) {
         return *r;
     }
-    let mut tags = s.controls.tags.write().unwrap_or_else(|e| e.into_inner());
+    let mut tags = s.controls.tags.write();
     *tags = Tags::new();
     Json(tags_document(&tags)).into_response()
 }

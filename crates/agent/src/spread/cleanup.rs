@@ -2,7 +2,7 @@
 //! replaced nodes) would otherwise leave a Lease behind for every departed agent, and each costs every spread
 //! agent's watch and list.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -21,7 +21,7 @@ pub async fn cleanup(
     member_ld: Duration,
 ) {
     let stale: Vec<(String, Seen)> = {
-        let o = observed.lock().unwrap_or_else(|e| e.into_inner());
+        let o = observed.lock();
         let old = |s: &Seen, floor: Duration| {
             let term = s.duration.max(floor);
             now > s.observed_at + term * 11

@@ -37,7 +37,9 @@ mod sink;
 mod watch_leases;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -113,7 +115,7 @@ impl SpreadManager {
     /// seen (so a term that ran out before the election was spawned is not waited out again).
     fn task_election(&self, name: &LeaseName, observed: &Mutex<Observed>) -> ElectionConfig {
         let (floor, sighting) = {
-            let o = observed.lock().unwrap_or_else(|e| e.into_inner());
+            let o = observed.lock();
             let floor = o.max_epoch.get(name.name()).copied().unwrap_or(0);
             let sighting = o.tasks.get(name.name()).map(|seen| Sighting {
                 lease: (*seen.lease).clone(),
@@ -242,7 +244,7 @@ impl SpreadManager {
             }
             let now = Instant::now();
             let (members, holders, unheld, moves) = {
-                let mut o = observed.lock().unwrap_or_else(|e| e.into_inner());
+                let mut o = observed.lock();
                 let members = o.placement_members(now, ld, member_ld);
                 let mut holders = BTreeMap::new();
                 let mut unheld = BTreeMap::new();
@@ -315,10 +317,7 @@ impl SpreadManager {
                 match action {
                     campaign::Action::NoShow { task, owner } => {
                         tracing::info!(task = %task, owner = %owner, "the spread task's owner has not taken it; placing it elsewhere until the owner renews something");
-                        observed
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .no_show(&owner, now);
+                        observed.lock().no_show(&owner, now);
                     }
                     campaign::Action::Campaign(task) => {
                         let Some(config) = tasks.iter().find(|t| t.name == task) else {

@@ -8,7 +8,9 @@
 //! retried every few minutes rather than on the watcher's 30-second backoff, so that every agent of a large
 //! cluster does not send a refused list twice a minute, and so that granting the verbs later needs no restart.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -51,7 +53,7 @@ pub async fn run(
             .boxed();
         while let Some(event) = stream.next().await {
             let now = Instant::now();
-            let lock = || observed.lock().unwrap_or_else(|e| e.into_inner());
+            let lock = || observed.lock();
             match event {
                 Ok(watcher::Event::Init) => lock().relist_started(),
                 Ok(watcher::Event::InitApply(l) | watcher::Event::Apply(l)) => {

@@ -7,7 +7,9 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, mpsc};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use tokio::process::{Child, Command};
 use tokio::runtime::Handle;
@@ -19,11 +21,9 @@ use tokio::sync::oneshot;
 pub(crate) struct OwnedChildren(Arc<Mutex<HashSet<i32>>>);
 
 impl OwnedChildren {
-    /// Locks the set. A poisoned lock is still usable: the set is only ever inserted into and removed from.
+    /// Locks the set.
     pub(crate) fn lock(&self) -> MutexGuard<'_, HashSet<i32>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0.lock()
     }
 
     /// Forgets a child once its runner has reaped it.

@@ -8,12 +8,13 @@ mod version;
 use std::{
     collections::{HashMap, HashSet},
     panic::AssertUnwindSafe,
-    sync::{Arc, Mutex, PoisonError, Weak},
+    sync::{Arc, Weak},
     time::Duration,
 };
 
 use futures::FutureExt;
 use kube::Client;
+use parking_lot::Mutex;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::error;
@@ -160,7 +161,7 @@ impl Elector {
         config.validate()?;
         let lease_key = (config.namespace.clone(), config.lease_name.clone());
         let hub = {
-            let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut shared = self.shared.lock();
             if !shared.running.insert(lease_key.clone()) {
                 return Err(SpawnError::Duplicate {
                     namespace: lease_key.0,
@@ -211,11 +212,7 @@ impl Elector {
                 l.end();
             }
             state.send_replace(ElectionState::Stopped { error });
-            shared
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .running
-                .remove(&lease_key);
+            shared.lock().running.remove(&lease_key);
         });
         Ok(ElectionHandle {
             identity,
@@ -258,7 +255,7 @@ impl Elector {
     /// When called outside a tokio runtime.
     #[must_use]
     pub fn keep_watch(&self, config: &ElectionConfig) -> WatchGuard {
-        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut shared = self.shared.lock();
         WatchGuard {
             _hub: self.hub(&mut shared, config),
         }

@@ -24,7 +24,7 @@ use std::{
     collections::{HashMap, HashSet},
     panic::AssertUnwindSafe,
     pin::pin,
-    sync::{Arc, Mutex, PoisonError},
+    sync::Arc,
     time::Duration,
 };
 
@@ -37,6 +37,7 @@ use kube::{
         watcher::{self, Event, watcher},
     },
 };
+use parking_lot::Mutex;
 use tokio::{sync::watch, task::JoinHandle, time::Instant};
 use tracing::{debug, error, info, warn};
 
@@ -171,11 +172,7 @@ impl Hub {
                 error!(%namespace, %selector, panic = msg, "shared Lease watch panicked");
             }
             // Dropping the senders tells every subscribed elector that it can no longer observe.
-            watched
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .slots
-                .clear();
+            watched.lock().slots.clear();
         });
         Self {
             table,
@@ -191,7 +188,7 @@ impl Hub {
 
     /// The latest version of Lease `name`, and every later one.
     pub(crate) fn subscribe(&self, name: &str) -> watch::Receiver<Seen> {
-        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut table = self.table.lock();
         let initial = if table.synced {
             table.gone_after(name)
         } else {
@@ -297,7 +294,6 @@ async fn run(
                     continue;
                 }
             };
-            let lock = || table.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(Ok(e)) = &event {
                 let relisting = matches!(e, Event::Init | Event::InitApply(_));
                 let healthy = Health {
@@ -318,10 +314,12 @@ async fn run(
                         .get_or_insert_with(HashSet::new)
                         .insert(name.clone());
                     // The list was answered by now, after anything that erased history before it.
-                    lock().present(name, Arc::new(lease), session, Instant::now());
+                    table
+                        .lock()
+                        .present(name, Arc::new(lease), session, Instant::now());
                 }
                 Some(Ok(Event::InitDone)) => {
-                    lock().listed(&listing.take().unwrap_or_default());
+                    table.lock().listed(&listing.take().unwrap_or_default());
                     listed_at = Some(Instant::now());
                     if std::mem::take(&mut failing) {
                         info!(%namespace, %selector, "Lease watch recovered");
@@ -329,9 +327,11 @@ async fn run(
                 }
                 Some(Ok(Event::Apply(lease))) => {
                     let opened = activity.watch_opened();
-                    lock().present(lease.name_any(), Arc::new(lease), session, opened);
+                    table
+                        .lock()
+                        .present(lease.name_any(), Arc::new(lease), session, opened);
                 }
-                Some(Ok(Event::Delete(lease))) => lock().gone(lease.name_any()),
+                Some(Ok(Event::Delete(lease))) => table.lock().gone(lease.name_any()),
                 Some(Err(err)) if health::is_watch_forbidden(&err) => {
                     if !health.borrow().forbidden {
                         warn!(%namespace, %selector, error = %err, "the Lease watch is forbidden (no list or watch permission on leases); electors poll the Lease with GET instead, and the watch is retried every {:?}", health::FORBIDDEN_RETRY);

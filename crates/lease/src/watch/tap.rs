@@ -7,13 +7,14 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, PoisonError},
+    sync::Arc,
     task::{Context, Poll},
 };
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use kube::{Client, client::Body};
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 /// The time the last response-body frame arrived, and the time the latest watch request was answered.
@@ -35,18 +36,14 @@ impl Activity {
         })))
     }
 
-    fn times(&self) -> std::sync::MutexGuard<'_, Times> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Notes activity now.
     pub(crate) fn touch(&self) {
-        self.times().last = Instant::now();
+        self.0.lock().last = Instant::now();
     }
 
     /// When the last activity was.
     pub(crate) fn last(&self) -> Instant {
-        self.times().last
+        self.0.lock().last
     }
 
     /// When the latest watch request (a first watch, or a re-open after the server ended one) was answered. An
@@ -54,7 +51,7 @@ impl Activity {
     /// restarts or is restored from a backup drops every connection, so nothing erased the Lease's history after
     /// this instant without ending the watch.
     pub(crate) fn watch_opened(&self) -> Instant {
-        self.times().watch_opened
+        self.0.lock().watch_opened
     }
 }
 
@@ -95,7 +92,7 @@ impl tower::Service<http::Request<Body>> for Tap {
         Box::pin(async move {
             let res = inner.send(req).await?;
             if watch {
-                activity.times().watch_opened = Instant::now();
+                activity.0.lock().watch_opened = Instant::now();
             }
             Ok(res.map(|body| {
                 body.map_frame(move |frame| {

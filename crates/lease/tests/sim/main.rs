@@ -115,7 +115,7 @@ fn seeds_keep_every_invariant() {
         .map_or(2, |n| n.get())
         .min(count.max(1) as usize);
     let next = Arc::new(AtomicU64::new(first));
-    let failed = Arc::new(std::sync::Mutex::new(None::<String>));
+    let failed = Arc::new(parking_lot::Mutex::new(None::<String>));
     let requests = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let keep_going = std::env::var_os("SIM_KEEP_GOING").is_some();
@@ -131,7 +131,7 @@ fn seeds_keep_every_invariant() {
             std::thread::spawn(move || {
                 loop {
                     let seed = next.fetch_add(1, Ordering::SeqCst);
-                    let stop = !keep_going && failed.lock().map(|f| f.is_some()).unwrap_or(true);
+                    let stop = !keep_going && failed.lock().is_some();
                     if seed >= first + count || stop {
                         return;
                     }
@@ -153,9 +153,7 @@ fn seeds_keep_every_invariant() {
                             o.violations[0],
                             faults.join("; ")
                         );
-                        let mut f = failed
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let mut f = failed.lock();
                         if f.is_none() {
                             *f = Some(report(&o, 150));
                         }
@@ -177,11 +175,7 @@ fn seeds_keep_every_invariant() {
         n as f64 / elapsed.as_secs_f64(),
         requests.load(Ordering::Relaxed)
     );
-    if let Some(r) = failed
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take()
-    {
+    if let Some(r) = failed.lock().take() {
         panic!("{r}");
     }
 }

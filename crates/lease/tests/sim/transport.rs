@@ -7,7 +7,7 @@ use std::{
     collections::BTreeMap,
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, PoisonError},
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
@@ -17,6 +17,7 @@ use futures::StreamExt;
 use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use k8s_openapi::api::coordination::v1::Lease;
+use parking_lot::Mutex;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use tokio::sync::watch;
 
@@ -84,7 +85,6 @@ impl Net {
     pub fn written(&self, holder: &str, epoch: u64) -> Option<Mark> {
         self.written
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
             .at
             .get(&(holder.to_owned(), epoch))
             .map(|(_, at)| *at)
@@ -101,7 +101,7 @@ impl Net {
         );
         let acquired = spec.acquire_time.map(|t| t.0.to_string());
         let now = self.trace.mark();
-        let mut w = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut w = self.written.lock();
         if verb == "POST" || w.at.get(&key).is_none_or(|(a, _)| *a != acquired) {
             w.at.insert(key, (acquired, now));
         }
@@ -109,17 +109,11 @@ impl Net {
 
     /// Puts a request-level fault in force under `id` until [`Net::lift`].
     pub fn impose(&self, id: u64, fault: Fault) {
-        self.active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, fault);
+        self.active.lock().insert(id, fault);
     }
 
     pub fn lift(&self, id: u64) {
-        self.active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
+        self.active.lock().remove(&id);
     }
 
     /// The server restarted: connections opened before now are dead.
@@ -139,36 +133,20 @@ impl Net {
     }
 
     fn faults(&self) -> Vec<Fault> {
-        self.active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect()
+        self.active.lock().values().cloned().collect()
     }
 
     fn chance(&self, p: f64) -> bool {
-        self.rng
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .random_bool(p.clamp(0.0, 1.0))
+        self.rng.lock().random_bool(p.clamp(0.0, 1.0))
     }
 
     fn pick(&self, n: usize) -> usize {
-        self.rng
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .random_range(0..n)
+        self.rng.lock().random_range(0..n)
     }
 
     fn delay(&self, max: Duration) -> Duration {
         let ms = max.as_millis() as u64;
-        Duration::from_millis(
-            self.rng
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .random_range(0..=ms),
-        )
+        Duration::from_millis(self.rng.lock().random_range(0..=ms))
     }
 }
 
@@ -225,11 +203,11 @@ impl Proc {
 
     /// When the latest failed request of this process was sent (see `failed`).
     pub fn last_failure(&self) -> Option<Duration> {
-        *self.failed.lock().unwrap_or_else(PoisonError::into_inner)
+        *self.failed.lock()
     }
 
     fn note_failure(&self, sent: Duration) {
-        *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(sent);
+        *self.failed.lock() = Some(sent);
     }
 
     /// Waits until this process is in touch with the server at `now` or later: at once if one of its watches
@@ -244,11 +222,7 @@ impl Proc {
 
     /// The process is gone: every request fails, every watch ends, nothing more is counted.
     pub fn kill(&self, at: Duration) {
-        self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .died
-            .get_or_insert(at);
+        self.requests.lock().died.get_or_insert(at);
         self.dead.send_replace(true);
     }
 
@@ -278,23 +252,17 @@ impl Proc {
 
     /// When this process sent each GET of the Lease (not lists or watches).
     pub fn gets(&self) -> Vec<Duration> {
-        self.gets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.gets.lock().clone()
     }
 
     pub fn requests(&self) -> Requests {
-        self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.requests.lock().clone()
     }
 
     /// Counts a request; returns whether the process is in a busy loop (so many requests in one virtual second
     /// that virtual time might never move on again).
     fn count(&self, now: Duration) -> bool {
-        let mut r = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut r = self.requests.lock();
         if r.died.is_some() {
             return false;
         }
@@ -463,10 +431,7 @@ where
         _ = gates.wait_for(|g| g.requests == 0) => {}
     }
     if k.verb == "GET" {
-        proc.gets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(net.trace.now());
+        proc.gets.lock().push(net.trace.now());
     }
     let refused = *gates.borrow();
     if refused.blackhole > 0 {

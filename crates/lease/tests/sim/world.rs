@@ -1,11 +1,7 @@
 //! One simulated run: the in-process API server, the candidate processes running the real `Elector`, the
 //! fault driver that carries out the plan, and the recording that the invariants are checked against.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex, PoisonError},
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{
@@ -14,6 +10,7 @@ use kube::{
 };
 use leasehold_apiserver::{InProcess, Options};
 use leasehold_lease::{ElectionConfig, ElectionHandle, ElectionState, Elector, Identity};
+use parking_lot::Mutex;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -474,10 +471,7 @@ impl World {
     }
 
     fn intervals(&self) -> Vec<Interval> {
-        self.intervals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.intervals.lock().clone()
     }
 
     async fn finish(self, deadline: Duration) -> Outcome {
@@ -576,7 +570,7 @@ async fn observe(
             ElectionState::Leading(l) if l.is_current() => {
                 trace.log(format!("{} leads epoch {}", proc.name, l.epoch()));
                 let k = {
-                    let mut all = intervals.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut all = intervals.lock();
                     all.push(Interval {
                         process: proc.name.clone(),
                         identity: identity.clone(),
@@ -594,7 +588,7 @@ async fn observe(
                     () = l.lost() => trace.log(format!("{} stops leading epoch {}", proc.name, l.epoch())),
                     _ = dead.wait_for(|d| *d) => {}
                 }
-                intervals.lock().unwrap_or_else(PoisonError::into_inner)[k].end = Some(trace.now());
+                intervals.lock()[k].end = Some(trace.now());
             }
             ElectionState::Stopped { error } => {
                 if let Some(e) = error {
