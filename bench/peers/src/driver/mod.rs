@@ -64,9 +64,10 @@ pub struct DriverArgs {
     /// Steady-state window for N < 1000.
     #[arg(long, default_value = "60s", value_parser = humantime_secs)]
     pub steady: Duration,
-    /// Steady-state window for N ≥ 1000. Keep it ≥ 60 s: watchers re-open their watch about once a minute
-    /// (leasehold: `timeoutSeconds` 60), and after a simultaneous cold start they all do it at the same moment, so
-    /// a shorter window can miss every re-open.
+    /// Steady-state window for N ≥ 1000. Watchers re-open their watch when the server ends it (leasehold:
+    /// `timeoutSeconds` 540 to 660 s, drawn per process; the peers: about once a minute), and after a simultaneous
+    /// cold start they all do it around the same moment, so a window shorter than the longest timeout can miss
+    /// every re-open: to count leasehold's, give both windows at least 660 s.
     #[arg(long, default_value = "60s", value_parser = humantime_secs)]
     pub steady_large: Duration,
     /// Time after the first leader before measuring, so the cold start is over.

@@ -43,9 +43,22 @@ use tracing::{debug, error, info, warn};
 
 use crate::{backoff::Backoff, random::Random};
 
-/// `timeoutSeconds` of each watch request: the server ends the watch after this long and the watcher
-/// re-opens it, so a follower makes at most one request per minute in steady state.
-pub const WATCH_TIMEOUT_SECS: u32 = 60;
+/// The mean `timeoutSeconds` of each watch request: the server ends the watch after about this long and the
+/// watcher re-opens it, so a follower makes about one request per ten minutes in steady state. Each shared watch
+/// draws its own timeout within ±10 % of it ([`watch_timeout_secs`]), so N followers started together drift apart
+/// instead of reopening in the same second. A real kube-apiserver honours any value (its own default is 30 to 60
+/// minutes); silence is caught by [`WATCH_SILENCE_RELIST`], not by the timeout.
+pub const WATCH_TIMEOUT_SECS: u32 = 600;
+
+/// The timeout of one shared watch: [`WATCH_TIMEOUT_SECS`] ± 10 %, drawn once per watch from `unit` in `[0, 1)`.
+pub(crate) fn watch_timeout_secs(unit: f64) -> u32 {
+    let spread = f64::from(WATCH_TIMEOUT_SECS) * 0.2;
+    let secs = f64::from(WATCH_TIMEOUT_SECS) * 0.9 + spread * unit.clamp(0.0, 1.0);
+    // Within 540..=660 by construction, so the cast cannot truncate.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let secs = secs.round() as u32;
+    secs
+}
 
 /// Relist from scratch when no event and no bookmark arrived for this long.
 pub const WATCH_SILENCE_RELIST: Duration = Duration::from_secs(120);
@@ -257,7 +270,7 @@ async fn run(
     let api: Api<Lease> = Api::namespaced(tap::tapped(client, activity.clone()), &namespace);
     let config = watcher::Config::default()
         .labels(&selector)
-        .timeout(WATCH_TIMEOUT_SECS);
+        .timeout(watch_timeout_secs(random.unit()));
     let mut relist_backoff = Backoff::new(
         Duration::from_secs(1),
         Duration::from_secs(30),
@@ -379,6 +392,20 @@ mod tests {
     use kube::core::Status;
 
     use super::*;
+
+    #[test]
+    fn each_watch_draws_a_timeout_within_ten_percent_of_ten_minutes() {
+        assert_eq!(watch_timeout_secs(0.0), 540);
+        assert_eq!(watch_timeout_secs(0.5), 600);
+        assert_eq!(watch_timeout_secs(0.999_999), 660);
+        assert_eq!(watch_timeout_secs(-1.0), 540);
+        assert_eq!(watch_timeout_secs(7.0), 660);
+        // A thousand followers started in the same second reopen over two minutes, not all at once.
+        let distinct: std::collections::BTreeSet<u32> = (0..1000)
+            .map(|i| watch_timeout_secs(f64::from(i) / 1000.0))
+            .collect();
+        assert_eq!(distinct.len(), 121);
+    }
 
     /// A fake API server: lists return no Leases; watches open and then never send a byte.
     #[derive(Clone, Default)]
