@@ -30,6 +30,14 @@ use leasehold_lease::{
 };
 use serde_json::json;
 
+/// Creates `lease` on the stand-in, as a third party would.
+async fn create_foreign(cluster: &Cluster, lease: Lease) -> anyhow::Result<Lease> {
+    Ok(cluster
+        .leases()
+        .create(&PostParams::default(), &lease)
+        .await?)
+}
+
 fn foreign_lease(holder: &str, duration: Option<i32>, renew_offset_secs: i64) -> Lease {
     let renew = jiff::Timestamp::now()
         .checked_add(jiff::SignedDuration::from_secs(renew_offset_secs))
@@ -63,13 +71,7 @@ fn foreign_lease(holder: &str, duration: Option<i32>, renew_offset_secs: i64) ->
 async fn remote_renew_time_in_past_or_future_changes_nothing() -> anyhow::Result<()> {
     for offset in [-3600, 3600] {
         let cluster = Cluster::start().await?;
-        cluster
-            .leases()
-            .create(
-                &PostParams::default(),
-                &foreign_lease("ghost_1", Some(2), offset),
-            )
-            .await?;
+        create_foreign(&cluster, foreign_lease("ghost_1", Some(2), offset)).await?;
         let t0 = Instant::now();
         let a = cluster.candidate("node-a", "1").await?;
         let guard = a.wait_leading(settle()).await?;
@@ -555,13 +557,7 @@ async fn same_node_other_instance_never_leads_together() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_candidate_treats_its_old_instance_as_foreign() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
-    cluster
-        .leases()
-        .create(
-            &PostParams::default(),
-            &foreign_lease("node-a_old-pod", Some(2), 0),
-        )
-        .await?;
+    create_foreign(&cluster, foreign_lease("node-a_old-pod", Some(2), 0)).await?;
     let t0 = Instant::now();
     let a = cluster.candidate("node-a", "new-pod").await?;
     let guard = a.wait_leading(settle()).await?;
@@ -674,10 +670,7 @@ async fn odd_records_are_waited_out() -> anyhow::Result<()> {
         ("", None),
     ] {
         let cluster = Cluster::start().await?;
-        cluster
-            .leases()
-            .create(&PostParams::default(), &foreign_lease(holder, duration, 0))
-            .await?;
+        create_foreign(&cluster, foreign_lease(holder, duration, 0)).await?;
         let t0 = Instant::now();
         let cands = [
             cluster.candidate("node-a", "1").await?,
@@ -1100,13 +1093,7 @@ async fn many_leases_share_one_watch() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_election_starts_from_its_process_sighting() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
-    cluster
-        .leases()
-        .create(
-            &PostParams::default(),
-            &foreign_lease("ghost_1", Some(2), 0),
-        )
-        .await?;
+    create_foreign(&cluster, foreign_lease("ghost_1", Some(2), 0)).await?;
     let seen = cluster.leases().get(LEASE).await?;
     let seen_at = tokio::time::Instant::now();
     let sighting = |lease: &Lease| leasehold_lease::Sighting {
@@ -1143,13 +1130,7 @@ async fn a_late_election_starts_from_its_process_sighting() -> anyhow::Result<()
 
     // The Lease moved on after the sighting: the sighting is of a record it no longer carries, so it is ignored.
     let cluster = Cluster::start().await?;
-    cluster
-        .leases()
-        .create(
-            &PostParams::default(),
-            &foreign_lease("ghost_1", Some(2), 0),
-        )
-        .await?;
+    create_foreign(&cluster, foreign_lease("ghost_1", Some(2), 0)).await?;
     let stale = cluster.leases().get(LEASE).await?;
     let seen_at = tokio::time::Instant::now();
     cluster
@@ -1194,11 +1175,7 @@ async fn a_watch_kept_open_lets_a_late_election_lead_at_once() -> anyhow::Result
     for name in names {
         let mut ghost = foreign_lease("ghost_1", Some(2), 0);
         ghost.metadata.name = Some(name.into());
-        cluster
-            .leases()
-            .create(&PostParams::default(), &ghost)
-            .await?;
-        seen.push(cluster.leases().get(name).await?);
+        seen.push(create_foreign(&cluster, ghost).await?);
     }
     let seen_at = tokio::time::Instant::now();
     let mut electors = Vec::new();
