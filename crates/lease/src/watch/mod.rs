@@ -45,7 +45,7 @@ use crate::{backoff::Backoff, random::Random};
 
 /// The mean `timeoutSeconds` of each watch request: the server ends the watch after about this long and the
 /// watcher re-opens it, so a follower makes about one request per ten minutes in steady state. Each shared watch
-/// draws its own timeout within ±10 % of it ([`watch_timeout_secs`]), so N followers started together drift apart
+/// draws its own timeout within ±10 % of it (`watch_timeout_secs`), so N followers started together drift apart
 /// instead of reopening in the same second. A real kube-apiserver honours any value (its own default is 30 to 60
 /// minutes); silence is caught by [`WATCH_SILENCE_RELIST`], not by the timeout.
 pub const WATCH_TIMEOUT_SECS: u32 = 600;
