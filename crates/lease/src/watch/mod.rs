@@ -465,10 +465,10 @@ mod tests {
             matches!(*rx.borrow(), Seen::Gone { .. }),
             "listed without it: absent"
         );
-        // The watcher re-opens the silent watch by itself (timeout + 5 s), without relisting ...
+        // The silent watch stays open (its timeout, about ten minutes, is far longer than the silence allowed) ...
         tokio::time::sleep(WATCH_SILENCE_RELIST - Duration::from_secs(2)).await;
         assert_eq!(server.lists.load(SeqCst), 1);
-        assert!(server.watches.load(SeqCst) >= 2);
+        assert_eq!(server.watches.load(SeqCst), 1);
         // ... and after two minutes without a byte, the hub relists from scratch.
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(server.lists.load(SeqCst), 2);
