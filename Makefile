@@ -8,7 +8,8 @@ export CARGO_TERM_COLOR ?= never
 
 ## tools: installs what the build and tests need and the machine may lack. Debian's prometheus package brings
 ## promtool (the alert rules' unit tests) and the server /usr/bin/prometheus (tests/tests/prometheus.rs runs the
-## rules and the dashboard's queries in it against real agents).
+## rules and the dashboard's queries in it against real agents); Debian's faketime package brings libfaketime, which
+## gives a real agent a wrong wall clock with no hook in the product (the soak, tests/tests/agent_edges.rs).
 tools:
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo is required (install Rust with rustup)"; exit 1; }
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
@@ -17,6 +18,10 @@ tools:
 		command -v apt-get >/dev/null || { echo "error: promtool and /usr/bin/prometheus are required by the monitoring tests; install Debian's prometheus package"; exit 1; }; \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+	@test -e /usr/lib/$$(uname -m)-linux-gnu/faketime/libfaketime.so.1 || { \
+		command -v apt-get >/dev/null || { echo "error: libfaketime is required by the skewed-clock tests (the soak, agent_edges); install Debian's faketime package"; exit 1; }; \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends faketime; }
 
 build: tools
 	$(CARGO) build --workspace --all-targets --locked
@@ -34,6 +39,19 @@ test: build
 	$(MAKE) monitoring-test
 	$(MAKE) bench-quick BENCH_QUICK_ARGS="$(or $(BENCH_QUICK_ARGS),--impls leasehold)"
 	$(MAKE) soak-quick
+	$(MAKE) no-test-hooks
+
+## no-test-hooks (part of `make test`): the shipped agent holds no test hook. The release binary is built on its own,
+## so no test crate's features unify into it, and must not enable leasehold-lease's test-hooks feature nor contain a
+## LEASEHOLD_TEST_ variable or a test hook's message.
+.PHONY: no-test-hooks
+no-test-hooks:
+	$(CARGO) build --release --locked -p leasehold
+	@! $(CARGO) tree --locked -e features -p leasehold -i leasehold-lease | grep -q test-hooks \
+		|| { echo "error: the agent's build enables leasehold-lease's test-hooks feature"; exit 1; }
+	@bin=$(or $(CARGO_TARGET_DIR),target)/release/leasehold; \
+		if grep -q -e LEASEHOLD_TEST_ -e '(test hook)' "$$bin"; then echo "error: $$bin holds a test hook"; exit 1; fi; \
+		echo "no-test-hooks: $$bin holds no LEASEHOLD_TEST_ string and no test hook"
 
 ## monitoring-test (part of `make test`): the alert rules in manifests/monitoring checked and unit-tested with
 ## promtool (Debian's prometheus package, which `make tools` installs when it is missing).

@@ -281,12 +281,31 @@ impl AgentSpec {
         self
     }
 
+    /// Runs the agent with its wall clock shifted by `offset` (libfaketime's relative form: `-1h`, `+90`
+    /// seconds, `+2d`), while its monotonic and boot clocks stay true: a node whose clock is wrong, with no hook in
+    /// the product. Debian's libfaketime does it through `LD_PRELOAD` (`make tools` installs the `faketime`
+    /// package), so the agent must be linked dynamically: not the static musl build of `make static`.
+    #[must_use]
+    pub fn skewed_wall_clock(self, offset: &str) -> Self {
+        self.env("LD_PRELOAD", &libfaketime())
+            .env("FAKETIME", offset)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+    }
+
     /// Sets an environment variable.
     #[must_use]
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_string(), v.to_string()));
         self
     }
+}
+
+/// Where Debian's `libfaketime` package puts the library, for [`AgentSpec::skewed_wall_clock`].
+pub fn libfaketime() -> String {
+    format!(
+        "/usr/lib/{}-linux-gnu/faketime/libfaketime.so.1",
+        std::env::consts::ARCH
+    )
 }
 
 /// A running API server and the temp dir of one test; agents are started from it.

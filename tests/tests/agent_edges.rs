@@ -358,3 +358,34 @@ async fn a_stalled_log_pipe_never_stops_the_election() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A node whose wall clock is an hour slow writes renewTimes an hour in the past, and still leads and renews:
+/// nobody reads the remote wall clock to decide anything. The skew comes from libfaketime around the real binary,
+/// so the product carries no test hook for it (the release binary holds no `LEASEHOLD_TEST_` string, `make test`).
+#[tokio::test]
+async fn a_node_with_a_slow_wall_clock_leads_and_writes_its_own_time() -> anyhow::Result<()> {
+    let cluster = Cluster::start()?;
+    let bound = cluster.timing.takeover_bound();
+    let agent = cluster
+        .agent(
+            AgentSpec::new("node-slow")
+                .skewed_wall_clock("-1h")
+                .task(cluster.stamp_task("stamp", NS)?),
+        )
+        .await?;
+    cluster.wait_for_leader(&[&agent], NS, bound).await?;
+    let renewed = eventually("the leader to renew its Lease", bound, || async {
+        let lease = cluster.lease(NS, "leasehold-default").await?;
+        Ok(lease.and_then(|l| l["spec"]["renewTime"].as_str().map(str::to_owned)))
+    })
+    .await?;
+    let written: jiff::Timestamp = renewed.parse()?;
+    let behind = jiff::Timestamp::now().duration_since(written);
+    println!("renewTime {renewed} is {behind:#} behind this test's clock");
+    assert!(
+        behind >= jiff::SignedDuration::from_mins(55)
+            && behind <= jiff::SignedDuration::from_mins(65),
+        "the faked clock is an hour slow: {behind:#}"
+    );
+    cluster.stamps()?.check_exclusive()
+}

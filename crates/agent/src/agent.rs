@@ -46,15 +46,11 @@ pub async fn run(
         config,
         identity,
         node_source,
-        wall_clock_offset,
         host_tags,
         warnings,
     } = settings;
     for warning in &warnings {
         tracing::warn!("{warning}");
-    }
-    if !wall_clock_offset.is_zero() {
-        tracing::warn!(offset = %wall_clock_offset, "test only: writing Lease times with a shifted wall clock");
     }
     let node = identity.node().to_string();
     let holder = identity.holder();
@@ -148,10 +144,8 @@ pub async fn run(
         });
         for ns in &config.election.namespaces {
             let name = LeaseName::election(&config.lease.prefix, ns);
-            let election = elector.spawn(
-                election_config(&config, &name, lease_identity.clone())
-                    .wall_clock_offset_for_test(wall_clock_offset),
-            )?;
+            let election =
+                elector.spawn(election_config(&config, &name, lease_identity.clone()))?;
             let (tx, rx) = mpsc::channel(4);
             routes.insert(ns.clone(), tx);
             let runner = GatedRunner {
@@ -190,7 +184,6 @@ pub async fn run(
                 elector: elector.clone(),
                 config: config.clone(),
                 identity: lease_identity.clone(),
-                wall_clock_offset,
                 ctx: ctx.clone(),
                 view: view.clone(),
                 metrics: metrics.clone(),

@@ -46,9 +46,6 @@ pub struct Settings {
     pub identity: Identity,
     /// The variable the node name came from, for the start-up log line.
     pub node_source: String,
-    /// Test only (`LEASEHOLD_TEST_WALL_CLOCK_OFFSET`, e.g. `-1h`, `+90s`): shifts the wall clock this agent writes
-    /// into `renewTime`/`acquireTime`, for soak tests that show clock skew does not matter. Zero in production.
-    pub wall_clock_offset: jiff::SignedDuration,
     /// The global host tags with DataKit's placeholders resolved: `__datakit_hostname` to our node name,
     /// `__datakit_ip` to `HOST_IP`.
     pub host_tags: Tags,
@@ -60,26 +57,6 @@ pub struct Settings {
 /// The variable that gives the node's IP for DataKit's `__datakit_ip` placeholder (the downward API's
 /// `status.hostIP`).
 pub const HOST_IP: &str = "HOST_IP";
-
-/// The test-only variable that shifts the wall clock written into Leases.
-pub const WALL_CLOCK_OFFSET: &str = "LEASEHOLD_TEST_WALL_CLOCK_OFFSET";
-
-/// Parses `-1h`, `+90s`, `30m` (a sign, then a humantime duration).
-fn parse_offset(value: &str) -> Result<jiff::SignedDuration, SettingsError> {
-    let bad = || {
-        SettingsError::Invalid(format!(
-            "{WALL_CLOCK_OFFSET}={value:?}: expected a signed duration such as -1h, +90s or 30m (test only)"
-        ))
-    };
-    let v = value.trim();
-    let (negative, rest) = match v.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, v.strip_prefix('+').unwrap_or(v)),
-    };
-    let d = humantime::parse_duration(rest.trim()).map_err(|_| bad())?;
-    let d = jiff::SignedDuration::try_from(d).map_err(|_| bad())?;
-    Ok(if negative { -d } else { d })
-}
 
 /// Reads the process environment and `LEASEHOLD_CONFIG`, then validates.
 pub fn load() -> Result<Settings, SettingsError> {
@@ -124,15 +101,11 @@ pub fn load_from(env: &BTreeMap<String, String>) -> Result<Settings, SettingsErr
         ))
     })?;
     Ok(Settings {
-        warnings: leasehold_policy::config::env::startup_warnings(env, &[WALL_CLOCK_OFFSET]),
+        warnings: leasehold_policy::config::env::startup_warnings(env, &[]),
         config,
         identity: resolved.identity.clone(),
         node_source: resolved.node_source.to_string(),
         host_tags,
-        wall_clock_offset: match env.get(WALL_CLOCK_OFFSET).filter(|v| !v.trim().is_empty()) {
-            Some(v) => parse_offset(v)?,
-            None => jiff::SignedDuration::ZERO,
-        },
     })
 }
 
@@ -172,27 +145,6 @@ mod tests {
         .to_string();
         assert!(
             err.contains("__datakit_ip") && err.contains("HOST_IP"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn wall_clock_offsets_parse_with_a_sign() {
-        assert_eq!(
-            parse_offset("-1h").unwrap(),
-            jiff::SignedDuration::from_hours(-1)
-        );
-        assert_eq!(
-            parse_offset("+90s").unwrap(),
-            jiff::SignedDuration::from_secs(90)
-        );
-        assert_eq!(
-            parse_offset("30m").unwrap(),
-            jiff::SignedDuration::from_mins(30)
-        );
-        let err = parse_offset("soon").unwrap_err().to_string();
-        assert!(
-            err.contains("LEASEHOLD_TEST_WALL_CLOCK_OFFSET") && err.contains("soon"),
             "{err}"
         );
     }

@@ -66,8 +66,9 @@ pub struct ElectionConfig {
     /// election-namespace annotation is checked, see [`crate::ELECTION_NAMESPACE_ANNOTATION`]).
     pub owner_check: Option<OwnerCheck>,
     /// Test only: shifts the wall clock written into `renewTime` and `acquireTime`, to show that nobody reads
-    /// them (expiry runs on each candidate's own monotonic clock). Default zero. Never set in production.
-    #[doc(hidden)]
+    /// them (expiry runs on each candidate's own monotonic clock). Default zero. Only with the `test-hooks`
+    /// feature, which no shipped build enables: the simulation skews clocks within one process with it.
+    #[cfg(feature = "test-hooks")]
     pub wall_clock_offset: jiff::SignedDuration,
 }
 
@@ -163,6 +164,7 @@ impl ElectionConfig {
             epoch_floor: 0,
             last_sighting: None,
             owner_check: None,
+            #[cfg(feature = "test-hooks")]
             wall_clock_offset: jiff::SignedDuration::ZERO,
         }
     }
@@ -225,7 +227,8 @@ impl ElectionConfig {
     }
 
     /// Test only: writes `renewTime`/`acquireTime` shifted by `offset`, as a node with a wrong wall clock would.
-    #[doc(hidden)]
+    /// Only with the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
     #[must_use]
     pub fn wall_clock_offset_for_test(mut self, offset: jiff::SignedDuration) -> Self {
         self.wall_clock_offset = offset;

@@ -99,11 +99,14 @@ pub(crate) fn version(lease: &Lease) -> (Option<&str>, Option<&str>) {
     )
 }
 
-/// The wall-clock time written into the record (shifted only by the test-only offset). Informational: no
-/// candidate reads it back to decide anything.
+/// The wall-clock time written into the record (shifted only by the test-only offset of the `test-hooks`
+/// feature). Informational: no candidate reads it back to decide anything.
+#[cfg_attr(not(feature = "test-hooks"), allow(unused_variables))]
 fn now(cfg: &ElectionConfig) -> MicroTime {
     let now = jiff::Timestamp::now();
-    MicroTime(now.checked_add(cfg.wall_clock_offset).unwrap_or(now))
+    #[cfg(feature = "test-hooks")]
+    let now = now.checked_add(cfg.wall_clock_offset).unwrap_or(now);
+    MicroTime(now)
 }
 
 /// Sets our labels and annotations on `meta` and removes a stale `released-by`.
@@ -203,6 +206,7 @@ mod tests {
         l
     }
 
+    #[cfg(feature = "test-hooks")]
     #[test]
     fn the_test_only_wall_clock_offset_shifts_the_written_times() {
         let shifted = cfg().wall_clock_offset_for_test(jiff::SignedDuration::from_hours(-1));

@@ -253,7 +253,7 @@ impl Soak {
             spec = spec.task(self.cluster.stamp_task(t, NS)?.spread());
         }
         if let Some(offset) = skew {
-            spec = spec.env("LEASEHOLD_TEST_WALL_CLOCK_OFFSET", offset);
+            spec = spec.skewed_wall_clock(offset);
         }
         if let Some(filter) = &self.agent_log {
             spec = spec.env("RUST_LOG", filter);

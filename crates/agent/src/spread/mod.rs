@@ -91,8 +91,6 @@ pub struct SpreadManager {
     pub config: Config,
     /// Our identity.
     pub identity: Identity,
-    /// Test only: the shift of the wall clock written into Leases.
-    pub wall_clock_offset: jiff::SignedDuration,
     /// How tasks are started.
     pub ctx: TaskContext,
     /// Published state.
@@ -133,7 +131,6 @@ impl SpreadManager {
         )
         .timings(t.lease_duration, t.renew_deadline, t.retry_period)
         .takeover_spread(self.config.lease.takeover_spread)
-        .wall_clock_offset_for_test(self.wall_clock_offset)
         .epoch_floor(floor);
         if let Some(sighting) = sighting {
             ec = ec.last_sighting(sighting);
@@ -153,8 +150,7 @@ impl SpreadManager {
         )
         .timings(m.lease_duration, rd, m.renew_period)
         // Only this agent ever campaigns for its member Lease: no herd to spread, so no takeover wait.
-        .takeover_spread(Duration::ZERO)
-        .wall_clock_offset_for_test(self.wall_clock_offset);
+        .takeover_spread(Duration::ZERO);
         let ec = crate::lease_names::apply(ec, &name);
         // A label only our member Lease carries: the elector's watch selects by labels, and without it every
         // agent's member election would watch every member Lease a second time (the observer already does).

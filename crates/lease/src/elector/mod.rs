@@ -9,7 +9,6 @@ use std::{
     collections::{HashMap, HashSet},
     panic::AssertUnwindSafe,
     sync::{Arc, Weak},
-    time::Duration,
 };
 
 use futures::FutureExt;
@@ -370,15 +369,16 @@ impl ElectionHandle {
     }
 
     /// Test hook: stalls the elector task for `d`, as if its process were SIGSTOPped (no renews, no
-    /// events), while the guard keeps its own deadline. Not for production use.
-    #[doc(hidden)]
-    pub async fn pause_for_test(&self, d: Duration) -> Result<(), Stopped> {
+    /// events), while the guard keeps its own deadline. Only with the `test-hooks` feature, which no shipped build
+    /// enables.
+    #[cfg(feature = "test-hooks")]
+    pub async fn pause_for_test(&self, d: std::time::Duration) -> Result<(), Stopped> {
         self.send(Command::Pause(d)).await
     }
 
     /// Test hook: makes the elector task panic, to test that a dead elector is never silent. Not for
-    /// production use.
-    #[doc(hidden)]
+    /// production use; only with the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
     pub async fn panic_for_test(&self) -> Result<(), Stopped> {
         self.send(Command::Panic).await
     }

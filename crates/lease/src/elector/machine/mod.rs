@@ -42,8 +42,10 @@ pub(crate) enum Command {
     /// End leadership, release, stop. Replies when the release is done.
     Shutdown(oneshot::Sender<()>),
     /// Test hook: stall the machine (no renews, no events) for this long, like a SIGSTOPped process.
+    #[cfg(feature = "test-hooks")]
     Pause(Duration),
     /// Test hook: panic inside the machine.
+    #[cfg(feature = "test-hooks")]
     Panic,
 }
 
@@ -234,10 +236,12 @@ impl Machine {
                         self.publish();
                         let _ = reply.send(());
                     }
+                    #[cfg(feature = "test-hooks")]
                     Some(Command::Pause(d)) => {
                         warn!(lease = %self.cfg.lease_name, "elector paused for {d:?} (test hook)");
                         tokio::time::sleep(d).await;
                     }
+                    #[cfg(feature = "test-hooks")]
                     Some(Command::Panic) => panic!("elector for Lease {} panicked on request (test hook)", self.cfg.lease_name),
                 },
                 () = lost(guard) => self.lose("renew deadline passed"),
