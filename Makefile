@@ -41,17 +41,26 @@ test: build
 	$(MAKE) soak-quick
 	$(MAKE) no-test-hooks
 
-## no-test-hooks (part of `make test`): the shipped agent holds no test hook. The release binary is built on its own,
-## so no test crate's features unify into it, and must not enable leasehold-lease's test-hooks feature nor contain a
-## LEASEHOLD_TEST_ variable or a test hook's message.
+## no-test-hooks (part of `make test`): the shipped agent holds no test hook. The release agent is built exactly as
+## shipped, on its own (`cargo build --release --locked -p leasehold`), so that no test crate's features unify into
+## it. Fails if cargo's own report of that build shows leasehold-lease compiled with its test-hooks feature, or if the
+## binary holds a LEASEHOLD_TEST_ string or a test hook's message. The dist builds (`make static`, the Dockerfile)
+## also build the agent without any test crate; `make static` runs the same string check on its binary.
 .PHONY: no-test-hooks
+# $(call no_test_hook_strings,BINARY): fails if BINARY holds a LEASEHOLD_TEST_ string or a test hook's message.
+no_test_hook_strings = if grep -q -e LEASEHOLD_TEST_ -e '(test hook)' "$(1)"; then echo "error: $(1) holds a test hook"; exit 1; fi; \
+	echo "no-test-hooks: $(1) holds no LEASEHOLD_TEST_ string and no test hook"
 no-test-hooks:
-	$(CARGO) build --release --locked -p leasehold
-	@! $(CARGO) tree --locked -e features -p leasehold -i leasehold-lease | grep -q test-hooks \
-		|| { echo "error: the agent's build enables leasehold-lease's test-hooks feature"; exit 1; }
-	@bin=$(or $(CARGO_TARGET_DIR),target)/release/leasehold; \
-		if grep -q -e LEASEHOLD_TEST_ -e '(test hook)' "$$bin"; then echo "error: $$bin holds a test hook"; exit 1; fi; \
-		echo "no-test-hooks: $$bin holds no LEASEHOLD_TEST_ string and no test hook"
+	@echo "$(CARGO) build --release --locked -p leasehold"; \
+		report=$$($(CARGO) build --release --locked -p leasehold --message-format=json-render-diagnostics); \
+		artifacts=$$(grep '"reason":"compiler-artifact"' <<<"$$report" || true); \
+		features=$$(grep '#leasehold-lease@' <<<"$$artifacts" | grep -o '"features":\[[^]]*\]' || true); \
+		test -n "$$features" || { echo "error: cargo's report of the release build shows no leasehold-lease"; exit 1; }; \
+		echo "no-test-hooks: the release build compiled leasehold-lease with $$features"; \
+		if grep -q test-hooks <<<"$$features"; then echo "error: the release agent's build enables leasehold-lease's test-hooks feature"; exit 1; fi; \
+		bin=$$(grep -o '"executable":"[^"]*/leasehold"' <<<"$$artifacts" | cut -d '"' -f 4 || true); \
+		test -n "$$bin" || { echo "error: cargo's report of the release build shows no leasehold binary"; exit 1; }; \
+		$(call no_test_hook_strings,$$bin)
 
 ## monitoring-test (part of `make test`): the alert rules in manifests/monitoring checked and unit-tested with
 ## promtool (Debian's prometheus package, which `make tools` installs when it is missing).
@@ -178,7 +187,10 @@ fmt:
 ## static: static (musl) release binaries of the agent and the stand-in API server, checked with `file` and `ldd`,
 ## then the deployment tests (tests/tests/manifests.rs and rbac.rs: election, handover on SIGTERM, spread tasks,
 ## Events and release under the manifests' RBAC) run against them. Not part of `make test`: a release build for a
-## second target takes about 9 minutes on 2 cores. Installs the rustup target and musl-tools (apt) when missing.
+## second target takes about 9 minutes on 2 cores. Installs the rustup target and musl-tools (apt) when missing. The
+## static agent is checked for test hooks as `make no-test-hooks` checks the release one. The skewed-clock tests need
+## a dynamically linked agent (libfaketime works through LD_PRELOAD): tests/tests/agent_edges.rs skips, saying so,
+## when E2E_BIN_DIR points at a static one.
 .PHONY: static
 MUSL_TARGET := x86_64-unknown-linux-musl
 STATIC_DIR = $(abspath $(or $(CARGO_TARGET_DIR),target))/$(MUSL_TARGET)/dist
@@ -196,4 +208,5 @@ static: tools
 		ldd "$$f" 2>&1 | grep -Eq 'not a dynamic executable|statically linked' || { echo "error: $$f has dynamic dependencies"; ldd "$$f"; exit 1; }; \
 		echo "$$b: $$(stat -c %s "$$f") bytes, static"; \
 	done
+	@$(call no_test_hook_strings,$(STATIC_DIR)/leasehold)
 	E2E_BIN_DIR=$(STATIC_DIR) $(CARGO) nextest run --locked -p leasehold-tests --test manifests --test rbac

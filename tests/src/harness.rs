@@ -233,6 +233,8 @@ pub struct AgentSpec {
     /// Whether stdout and stderr become a pipe that nobody reads once the agent has announced itself, as behind
     /// a stalled log shipper (see [`AgentSpec::stalled_output`]).
     pub stall_output: bool,
+    /// The agent's wall-clock offset under libfaketime, if any (see [`AgentSpec::skewed_wall_clock`]).
+    pub wall_clock_skew: Option<String>,
 }
 
 impl AgentSpec {
@@ -245,6 +247,7 @@ impl AgentSpec {
             env: Vec::new(),
             args: vec!["agent".to_string()],
             stall_output: false,
+            wall_clock_skew: None,
         }
     }
 
@@ -283,13 +286,14 @@ impl AgentSpec {
 
     /// Runs the agent with its wall clock shifted by `offset` (libfaketime's relative form: `-1h`, `+90`
     /// seconds, `+2d`), while its monotonic and boot clocks stay true: a node whose clock is wrong, with no hook in
-    /// the product. Debian's libfaketime does it through `LD_PRELOAD` (`make tools` installs the `faketime`
-    /// package), so the agent must be linked dynamically: not the static musl build of `make static`.
+    /// the product. Debian's libfaketime does it through `LD_PRELOAD` ([`faketime_env`]; `make tools` installs the
+    /// `faketime` package), so the agent must be linked dynamically: spawning fails, saying why, when libfaketime
+    /// is missing or the agent is the static musl build of `make static` ([`agent_is_static`]), rather than run
+    /// it with a true clock.
     #[must_use]
-    pub fn skewed_wall_clock(self, offset: &str) -> Self {
-        self.env("LD_PRELOAD", &libfaketime())
-            .env("FAKETIME", offset)
-            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+    pub fn skewed_wall_clock(mut self, offset: &str) -> Self {
+        self.wall_clock_skew = Some(offset.to_string());
+        self
     }
 
     /// Sets an environment variable.
@@ -306,6 +310,46 @@ pub fn libfaketime() -> String {
         "/usr/lib/{}-linux-gnu/faketime/libfaketime.so.1",
         std::env::consts::ARCH
     )
+}
+
+/// The environment that gives a dynamically linked child a wall clock shifted by `offset` (libfaketime's relative
+/// form, e.g. `-1h`) and leaves every other clock true: `FAKETIME_DONT_FAKE_MONOTONIC=1` keeps libfaketime off
+/// CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW and CLOCK_BOOTTIME, which the elector and the shim time on (without it,
+/// libfaketime 0.9.10 fakes them too). Fails when libfaketime is not installed.
+pub fn faketime_env(offset: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let lib = libfaketime();
+    if !Path::new(&lib).is_file() {
+        bail!(
+            "{lib} not found: a skewed wall clock needs Debian's faketime package (`make tools` installs it)"
+        );
+    }
+    Ok(vec![
+        ("LD_PRELOAD".into(), lib),
+        ("FAKETIME".into(), offset.into()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ])
+}
+
+/// Whether the agent binary the tests run is linked statically (`make static`'s musl build, through
+/// `E2E_BIN_DIR`): it has no ELF interpreter, so nothing loads `LD_PRELOAD` into it and libfaketime cannot skew its
+/// clock.
+pub fn agent_is_static() -> anyhow::Result<bool> {
+    let path = binary("leasehold")?;
+    Ok(!elf_has_interpreter(&path)?)
+}
+
+/// Whether the ELF file at `path` names a program interpreter (a `PT_INTERP` program header), as every dynamically
+/// linked executable does; a static or static-pie one has none. The `object` crate reads the headers.
+fn elf_has_interpreter(path: &Path) -> anyhow::Result<bool> {
+    use object::read::elf::{ElfFile64, ProgramHeader as _};
+    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let elf = ElfFile64::<object::Endianness>::parse(data.as_slice())
+        .with_context(|| format!("{} is not an ELF64 file", path.display()))?;
+    let endian = elf.endian();
+    Ok(elf
+        .elf_program_headers()
+        .iter()
+        .any(|header| header.p_type(endian) == object::elf::PT_INTERP))
 }
 
 /// A running API server and the temp dir of one test; agents are started from it.
@@ -691,10 +735,25 @@ impl Cluster {
         let (api, probe) = (free_port()?, free_port()?);
         let log = self.dir().join(format!("{}.log", spec.node));
         let out = File::create(&log)?;
+        let skew = match &spec.wall_clock_skew {
+            Some(offset) => {
+                if agent_is_static()? {
+                    bail!(
+                        "{} is linked statically (E2E_BIN_DIR from `make static`?): LD_PRELOAD cannot load \
+                         libfaketime into it, so it cannot run with its wall clock {offset} off; use a dynamically \
+                         linked agent",
+                        binary("leasehold")?.display()
+                    );
+                }
+                faketime_env(offset)?
+            }
+            None => Vec::new(),
+        };
         let mut cmd = Command::new(binary("leasehold")?);
         cmd.args(&spec.args)
             .env_clear()
             .envs(self.base_env(&spec, &kubeconfig, &config, api, probe))
+            .envs(skew)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         let stall = if spec.stall_output {
@@ -1137,5 +1196,25 @@ impl Drop for Agent {
         let _ = self.thaw();
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn a_glibc_test_binary_is_dynamically_linked() {
+        let exe = std::env::current_exe().unwrap();
+        assert!(elf_has_interpreter(&exe).unwrap(), "{}", exe.display());
+    }
+
+    #[test]
+    fn a_file_that_is_not_elf_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("script");
+        std::fs::write(&path, "#!/bin/sh\n").unwrap();
+        assert!(elf_has_interpreter(&path).is_err());
     }
 }

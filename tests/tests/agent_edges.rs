@@ -1,12 +1,14 @@
 //! The agent's edges: the `leasehold run` wrapper, the control API's token when it listens off loopback, a second
-//! signal during a graceful shutdown, an election namespace whose Lease name collides with another's, and the
-//! Kubernetes Events a leadership change leaves on the Lease.
+//! signal during a graceful shutdown, an election namespace whose Lease name collides with another's, the
+//! Kubernetes Events a leadership change leaves on the Lease, and a node whose wall clock is wrong (libfaketime).
 
 use anyhow::Context as _;
+use std::process::Command;
 use std::time::Duration;
 
 use leasehold_tests::harness::{
-    AgentSpec, Cluster, TaskDef, Timing, eventually, free_port, holds_for,
+    AgentSpec, Cluster, TaskDef, Timing, agent_is_static, binary, eventually, faketime_env,
+    free_port, holds_for,
 };
 use leasehold_tests::http_client::ApiClient;
 use leasehold_tests::stamps::Event;
@@ -364,6 +366,15 @@ async fn a_stalled_log_pipe_never_stops_the_election() -> anyhow::Result<()> {
 /// so the product carries no test hook for it (the release binary holds no `LEASEHOLD_TEST_` string, `make test`).
 #[tokio::test]
 async fn a_node_with_a_slow_wall_clock_leads_and_writes_its_own_time() -> anyhow::Result<()> {
+    if agent_is_static()? {
+        // The only case this test does not run: LD_PRELOAD cannot reach a static binary.
+        println!(
+            "skipped: {} is linked statically (E2E_BIN_DIR from `make static`?), and libfaketime reaches only a \
+             dynamically linked agent, through LD_PRELOAD",
+            binary("leasehold")?.display()
+        );
+        return Ok(());
+    }
     let cluster = Cluster::start()?;
     let bound = cluster.timing.takeover_bound();
     let agent = cluster
@@ -388,4 +399,73 @@ async fn a_node_with_a_slow_wall_clock_leads_and_writes_its_own_time() -> anyhow
         "the faked clock is an hour slow: {behind:#}"
     );
     cluster.stamps()?.check_exclusive()
+}
+
+/// Selects [`helper_print_clocks`] when this test binary is re-run under libfaketime.
+const CLOCKS_HELPER_ENV: &str = "AGENT_EDGES_CLOCKS_HELPER";
+
+/// CLOCK_REALTIME, CLOCK_MONOTONIC and CLOCK_BOOTTIME in nanoseconds, read through glibc's `clock_gettime` as
+/// std's `SystemTime` and `Instant` (so tokio's timers) read the first two: the call libfaketime interposes.
+#[allow(unsafe_code)]
+fn libc_clocks() -> [i128; 3] {
+    [
+        libc::CLOCK_REALTIME,
+        libc::CLOCK_MONOTONIC,
+        libc::CLOCK_BOOTTIME,
+    ]
+    .map(|id| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec that outlives the call.
+        let rc = unsafe { libc::clock_gettime(id, &mut ts) };
+        assert_eq!(rc, 0, "clock_gettime({id}) failed");
+        i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+    })
+}
+
+/// Not a test on its own (it does nothing unless [`CLOCKS_HELPER_ENV`] is set): the child that
+/// [`libfaketime_fakes_the_wall_clock_only`] runs under libfaketime prints its clocks.
+#[test]
+fn helper_print_clocks() {
+    if std::env::var_os(CLOCKS_HELPER_ENV).is_none() {
+        return;
+    }
+    let [real, mono, boot] = libc_clocks();
+    println!("CLOCKS {real} {mono} {boot}");
+}
+
+/// The environment the harness gives an agent with a skewed wall clock ([`faketime_env`], what
+/// `AgentSpec::skewed_wall_clock` uses) fakes the wall clock only: a dynamically linked program run in it (this
+/// test binary) reads CLOCK_REALTIME exactly an hour slow, and CLOCK_MONOTONIC and CLOCK_BOOTTIME, which the
+/// elector and the shim time on, true. Without `FAKETIME_DONT_FAKE_MONOTONIC=1` libfaketime fakes those too.
+#[test]
+fn libfaketime_fakes_the_wall_clock_only() -> anyhow::Result<()> {
+    const HOUR: i128 = 3_600_000_000_000;
+    let before = libc_clocks();
+    let out = Command::new(std::env::current_exe()?)
+        .args([
+            "--exact",
+            "helper_print_clocks",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .envs(faketime_env("-1h")?)
+        .env(CLOCKS_HELPER_ENV, "1")
+        .output()?;
+    let after = libc_clocks();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "the helper failed: {stdout}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("CLOCKS ").map(|(_, clocks)| clocks))
+        .with_context(|| format!("the helper printed no clocks: {stdout}"))?;
+    let child: Vec<i128> = line.split(' ').map(str::parse).collect::<Result<_, _>>()?;
+    println!("before {before:?}, under libfaketime {child:?}, after {after:?}");
+    let within = |i: usize, shift: i128| (before[i] - shift..=after[i] - shift).contains(&child[i]);
+    assert!(within(0, HOUR), "CLOCK_REALTIME is an hour slow");
+    assert!(within(1, 0), "CLOCK_MONOTONIC is true");
+    assert!(within(2, 0), "CLOCK_BOOTTIME is true");
+    Ok(())
 }

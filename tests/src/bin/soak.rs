@@ -10,7 +10,8 @@
 //!   what the clients saw);
 //! - bursts of 500s and of 429s, added latency, every watch closed;
 //! - the leader replaced by an agent whose wall clock is an hour off (one agent runs an hour slow from the
-//!   start, too; `LEASEHOLD_TEST_WALL_CLOCK_OFFSET`).
+//!   start, too), given by libfaketime around the real binary (`AgentSpec::skewed_wall_clock`; the agent has no
+//!   hook for it), so the soak needs a dynamically linked agent and Debian's faketime package (`make tools`).
 //!
 //! Faults are drawn from a shuffled bag, so every kind comes up once before any comes up again.
 //!
