@@ -124,8 +124,14 @@ pub async fn run(
     if eligibility == Eligibility::Eligible {
         let kube =
             kube.context("an agent that takes part in elections needs a Kubernetes configuration")?;
-        let client = crate::kube_client::build(kube, metrics.clone())?;
-        let events = Arc::new(LeaderEvents::new(client.clone(), &holder));
+        let client = crate::kube_client::build(kube.clone(), metrics.clone())?;
+        // Events get a client of their own, so their own pool of connections. On one pool a leadership change's
+        // Event POST (an etcd write on a real server, tens of ms) takes the idle connection the elector's next
+        // write was about to use, and a release on SIGTERM waited for that POST's answer or for a new TLS
+        // connection: about 45 ms on a real kube-apiserver. The Event pool holds a connection only while Events
+        // flow (hyper closes idle connections after 90 s).
+        let events_client = crate::kube_client::build(kube, metrics.clone())?;
+        let events = Arc::new(LeaderEvents::new(events_client, &holder));
         let elector = Elector::new(client.clone());
         let lease_identity = identity.clone();
         let mut routes = BTreeMap::new();

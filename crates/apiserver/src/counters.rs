@@ -1,6 +1,6 @@
 //! Per-client request counters, so tests and benches can measure what each candidate costs the API server.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -29,7 +29,26 @@ pub struct Counters {
     pub writes: u64,
     /// Watch events delivered, by user (bookmarks excluded).
     pub watch_events: BTreeMap<String, u64>,
+    /// What each TCP connection carried, in the order the connections were accepted: which client's requests
+    /// share a connection (and so can queue behind each other) is part of what a client costs and how fast it is.
+    pub connections: Vec<ConnectionUse>,
 }
+
+/// The requests one TCP connection carried (in-process requests have no connection and are not listed).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ConnectionUse {
+    /// The users whose requests came over it.
+    pub users: BTreeSet<String>,
+    /// The resources asked for over it (`leases`, `events`; "" for discovery and other non-resource paths).
+    pub resources: BTreeSet<String>,
+    /// How many requests it carried.
+    pub requests: u64,
+}
+
+/// The number the accept loop gives each TCP connection, carried to the handler as a request extension so the
+/// counters can say what each connection carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
 
 impl Counters {
     /// Requests by `user` with `verb` (`"*"` matches any user or any verb), over every resource and code.
@@ -81,6 +100,7 @@ impl Counters {
 pub struct Recorder {
     requests: Mutex<BTreeMap<RequestKey, u64>>,
     watch_events: Mutex<BTreeMap<String, u64>>,
+    connections: Mutex<BTreeMap<ConnectionId, ConnectionUse>>,
 }
 
 impl Recorder {
@@ -93,6 +113,19 @@ impl Recorder {
             code,
         };
         *self.requests.lock().entry(key).or_default() += 1;
+    }
+
+    /// Notes that connection `id` carried a request of `user` for `resource`.
+    pub fn connection(&self, id: ConnectionId, user: &str, resource: &str) {
+        let mut connections = self.connections.lock();
+        let used = connections.entry(id).or_default();
+        if !used.users.contains(user) {
+            used.users.insert(user.to_string());
+        }
+        if !used.resources.contains(resource) {
+            used.resources.insert(resource.to_string());
+        }
+        used.requests += 1;
     }
 
     /// Counts `n` watch events delivered to `user`.
@@ -123,6 +156,7 @@ impl Recorder {
             by_key,
             writes,
             watch_events: self.watch_events.lock().clone(),
+            connections: self.connections.lock().values().cloned().collect(),
         }
     }
 }

@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
 use serde_json::Value;
 
+use crate::counters::ConnectionId;
 use crate::rbac::{Decision, RequestAttributes, UserInfo};
 use crate::request::{Ctx, Reply};
 use crate::route::{self, Route};
@@ -168,6 +169,9 @@ where
     state
         .counters
         .request(&user.name, verb, &resource, resp.status().as_u16());
+    if let Some(&id) = parts.extensions.get::<ConnectionId>() {
+        state.counters.connection(id, &user.name, &resource);
+    }
     resp
 }
 

@@ -1,6 +1,7 @@
 //! The accept loop: plain HTTP or TLS, HTTP/1.1 and HTTP/2, each connection dropped at once on a restart.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -8,7 +9,11 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use crate::counters::ConnectionId;
 use crate::state::Shared;
+
+/// Numbers the accepted connections, for the counters' per-connection view.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(0);
 
 /// Accepts connections until the listener fails or the task is aborted.
 pub async fn accept_loop(
@@ -36,7 +41,9 @@ async fn connection(
     restarts.mark_unchanged();
     let server_address = address.to_string();
     let service_state = state.clone();
-    let service = service_fn(move |req| {
+    let id = ConnectionId(NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed));
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(id);
         let state = service_state.clone();
         let addr = server_address.clone();
         async move { Ok::<_, std::convert::Infallible>(crate::http::handle(state, addr, req).await) }
