@@ -182,11 +182,20 @@ impl Runner {
     async fn supervise(&mut self, mut child: Child, sent: Deadline) -> RunEnd {
         let started = Instant::now();
         let pid = child.id().unwrap_or(0);
-        if let Some(stdout) = child.stdout.take() {
-            forward(stdout, Stream::Stdout, self.span.clone());
-        }
-        if let Some(stderr) = child.stderr.take() {
-            forward(stderr, Stream::Stderr, self.span.clone());
+        let outputs = [
+            (
+                child.stdout.take().map(|o| o.into_owned_fd()),
+                Stream::Stdout,
+            ),
+            (
+                child.stderr.take().map(|e| e.into_owned_fd()),
+                Stream::Stderr,
+            ),
+        ];
+        for (fd, stream) in outputs {
+            if let Some(Err(error)) = fd.map(|fd| forward(fd?, stream, self.span.clone())) {
+                tracing::warn!(?stream, %error, "cannot forward the task's output; it is lost");
+            }
         }
         let writer = child
             .stdin
