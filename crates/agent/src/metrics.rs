@@ -33,6 +33,8 @@ pub struct TransitionLabels {
 /// Labels of the per-task counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TaskLabels {
+    /// The election namespace the task belongs to, so dashboards and alerts can show one namespace's tasks.
+    pub namespace: String,
     /// The task name.
     pub task: String,
 }
@@ -178,8 +180,11 @@ impl Collector for StateCollector {
             )?;
             for task in &spread.view.tasks {
                 let held = i64::from(task.held_here);
-                ConstGauge::new(held)
-                    .encode(family.encode_family(&[("task", task.task.as_str())])?)?;
+                let labels = [
+                    ("namespace", task.namespace.as_str()),
+                    ("task", task.task.as_str()),
+                ];
+                ConstGauge::new(held).encode(family.encode_family(&labels)?)?;
             }
         }
         {
@@ -189,8 +194,14 @@ impl Collector for StateCollector {
                 None,
                 MetricType::Gauge,
             )?;
-            for task in snapshot.iter().flat_map(|ns| &ns.tasks) {
-                let labels = [("task", task.name.as_str())];
+            for (ns, task) in snapshot
+                .iter()
+                .flat_map(|ns| ns.tasks.iter().map(move |t| (ns, t)))
+            {
+                let labels = [
+                    ("namespace", ns.namespace.as_str()),
+                    ("task", task.name.as_str()),
+                ];
                 ConstGauge::new(i64::from(task.state == TaskStateKind::Running))
                     .encode(family.encode_family(&labels)?)?;
             }
@@ -273,10 +284,10 @@ impl Metrics {
         for ns in self.view.snapshot() {
             for task in ns.tasks {
                 // Creates the series at 0 if absent; the guard is released at once.
-                drop(
-                    self.task_restarts
-                        .get_or_create(&TaskLabels { task: task.name }),
-                );
+                drop(self.task_restarts.get_or_create(&TaskLabels {
+                    namespace: ns.namespace.clone(),
+                    task: task.name,
+                }));
             }
         }
         let mut out = String::new();
@@ -364,7 +375,7 @@ mod tests {
         let restarts = |text: &str, task: &str| {
             sample(
                 text,
-                &format!("leasehold_task_restarts_total{{task=\"{task}\"}}"),
+                &format!("leasehold_task_restarts_total{{namespace=\"default\",task=\"{task}\"}}"),
             )
         };
         let text = metrics.encode()?;
@@ -384,6 +395,7 @@ mod tests {
         metrics
             .task_restarts
             .get_or_create(&TaskLabels {
+                namespace: "default".into(),
                 task: "mysql".into(),
             })
             .inc();

@@ -169,7 +169,10 @@ impl TaskContext {
             running.watchers[i] = watcher;
             self.metrics
                 .task_restarts
-                .get_or_create(&TaskLabels { task: task.name })
+                .get_or_create(&TaskLabels {
+                    namespace: running.namespace.clone(),
+                    task: task.name,
+                })
                 .inc();
         }
         expired.len()
@@ -191,6 +194,7 @@ impl TaskContext {
                     metrics
                         .task_restarts
                         .get_or_create(&TaskLabels {
+                            namespace: ns.clone(),
                             task: task.name.clone(),
                         })
                         .inc_by(n - counted);
