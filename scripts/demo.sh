@@ -74,7 +74,7 @@ namespace = "default"
 [lease]
 duration = "3s"        # LD: a Lease not renewed for 3 s may be taken over
 renew_deadline = "2s"  # RD: a leader that cannot renew for 2 s stops its tasks
-retry_period = "500ms" # RP: the leader renews every 500 ms
+retry_period = "500ms" # RP: the leader renews every 750 ms (RD - 2.5 RP), and retries every 500 ms after a failure
 
 [[task]]
 name = "demo"

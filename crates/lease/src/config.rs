@@ -37,7 +37,9 @@ pub struct ElectionConfig {
     /// Default 10 s (client-go). The leader stops by itself RD after its last good renew, even with the API
     /// server unreachable, and `LD − RD` is the margin before a follower may take over.
     pub renew_deadline: Duration,
-    /// RP, the renew interval of the leader and the base of every retry backoff. Default 2 s (client-go).
+    /// RP, the retry period: how soon the leader tries again after a failed renew, how often a follower that cannot
+    /// watch polls, and the base of every retry backoff. Default 2 s (client-go). A healthy leader renews less
+    /// often, every [`ElectionConfig::renew_interval`].
     pub retry_period: Duration,
     /// J, the takeover spread: a follower that sees the Lease become free waits `rank × J`, with rank in
     /// `[0, 1)` from a hash of (identity, epoch), before it tries to acquire. `None` (the default) means RP.
@@ -248,6 +250,20 @@ impl ElectionConfig {
         self.takeover_spread.unwrap_or(self.retry_period)
     }
 
+    /// How often a healthy leader renews: RD − 2.5 × RP, and never more often than every RP (5 s at the defaults).
+    ///
+    /// Every renew is a write that the API server delivers to every follower's watch, so this interval sets the
+    /// biggest cost an election puts on a large cluster: N / interval watch events per second. It is as long as it
+    /// can be while a leader whose renew fails still has three tries before RD, one every RP (at interval,
+    /// interval + RP and interval + 2 RP, the last half an RP before the deadline). Followers are not affected:
+    /// they count LD from the last change they saw, and LD > RD > interval.
+    #[must_use]
+    pub fn renew_interval(&self) -> Duration {
+        self.renew_deadline
+            .saturating_sub(self.retry_period.mul_f64(2.5))
+            .max(self.retry_period)
+    }
+
     /// The cool-down as configured, or LD.
     #[must_use]
     pub fn effective_cool_down(&self) -> Duration {
@@ -442,6 +458,28 @@ mod tests {
         assert_eq!(c.effective_cool_down(), Duration::from_secs(15));
         assert_eq!(c.label_selector(), "app.kubernetes.io/managed-by=leasehold");
         c.validate().unwrap();
+    }
+
+    /// The renew interval leaves three tries, one every RP, before RD, and is never shorter than RP.
+    #[test]
+    fn the_renew_interval_leaves_three_tries_before_the_deadline() {
+        let ms = Duration::from_millis;
+        for (ld, rd, rp, interval) in [
+            (15_000, 10_000, 2_000, 5_000),
+            (3_000, 2_000, 500, 750),
+            (60_000, 40_000, 2_000, 35_000),
+            (4_000, 2_500, 1_000, 1_000),
+            (5_000, 3_000, 2_000, 2_000),
+        ] {
+            let c = config().timings(ms(ld), ms(rd), ms(rp));
+            c.validate().unwrap();
+            let got = c.renew_interval();
+            assert_eq!(got, ms(interval), "LD {ld} ms, RD {rd} ms, RP {rp} ms");
+            assert!(got >= c.retry_period);
+            if c.renew_deadline >= c.retry_period.mul_f64(3.5) {
+                assert!(got + c.retry_period * 2 < c.renew_deadline, "{got:?}");
+            }
+        }
     }
 
     #[test]

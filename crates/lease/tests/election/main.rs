@@ -904,11 +904,54 @@ async fn error_storm_keeps_the_request_rate_down() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 12b. A 429 waits for its Retry-After.
+/// 12b. A 429 waits for its Retry-After: a follower's next try comes no sooner than the server asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_requests_waits_for_retry_after() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
-    // Longer timings here, so that the leader keeps leading through a 2 s Retry-After.
+    let a = cluster.candidate("node-a", "1").await?;
+    a.wait_leading(settle()).await?;
+    let b = cluster.candidate("node-b", "1").await?;
+    // b's first request of the takeover, once a is cut off and its term has run out, is throttled.
+    let retry_after = 2;
+    cluster.server.faults().inject(ErrorInjection {
+        code: 429,
+        retry_after_seconds: Some(retry_after),
+        count: Some(1),
+        user: Some(b.user.clone()),
+        ..ErrorInjection::default()
+    });
+    cluster
+        .server
+        .faults()
+        .partition(&a.user, PartitionMode::Full);
+    let throttled =
+        |c: &leasehold_apiserver::Counters| c.requests_where(Some(&b.user), None, None, Some(429));
+    until("the 429", LD + settle(), || {
+        throttled(&cluster.counters()) == 1
+    })
+    .await?;
+    let at = Instant::now();
+    let n = election_requests(&cluster.counters(), &b.user);
+    until("the next request", settle(), || {
+        election_requests(&cluster.counters(), &b.user) > n
+    })
+    .await?;
+    let waited = at.elapsed();
+    assert!(
+        waited >= Duration::from_secs(u64::from(retry_after)) - Duration::from_millis(100),
+        "retried after {waited:?}"
+    );
+    b.wait_leading(settle()).await?;
+    cluster.timeline.assert_no_overlap();
+    Ok(())
+}
+
+/// 12b'. A leader's deadline comes before a Retry-After: a 429 whose Retry-After leaves no try before RD is retried
+/// within RD, and the leader keeps leading. Renewing every RD − 2.5 RP leaves a failed renew 2.5 RP, so a
+/// Retry-After of 4 RP never fits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_retries_a_429_before_its_deadline() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
     let a = cluster
         .candidate_with("node-a", "1", |c| {
             c.timings(
@@ -919,10 +962,9 @@ async fn too_many_requests_waits_for_retry_after() -> anyhow::Result<()> {
         })
         .await?;
     let guard = a.wait_leading(settle()).await?;
-    let retry_after = 2;
     cluster.server.faults().inject(ErrorInjection {
         code: 429,
-        retry_after_seconds: Some(retry_after),
+        retry_after_seconds: Some(2),
         count: Some(1),
         user: Some(a.user.clone()),
         ..ErrorInjection::default()
@@ -930,18 +972,23 @@ async fn too_many_requests_waits_for_retry_after() -> anyhow::Result<()> {
     let throttled =
         |c: &leasehold_apiserver::Counters| c.requests_where(Some(&a.user), None, None, Some(429));
     until("the 429", settle(), || throttled(&cluster.counters()) == 1).await?;
-    let at = Instant::now();
-    let n = election_requests(&cluster.counters(), &a.user);
-    until("the next request", settle(), || {
-        election_requests(&cluster.counters(), &a.user) > n
+    let renewed = |c: &leasehold_apiserver::Counters| {
+        c.requests_where(Some(&a.user), Some("update"), None, Some(200))
+    };
+    let n = renewed(&cluster.counters());
+    until("a renew after the 429", settle(), || {
+        renewed(&cluster.counters()) > n
     })
     .await?;
-    let waited = at.elapsed();
     assert!(
-        waited >= Duration::from_secs(u64::from(retry_after)) - Duration::from_millis(100),
-        "retried after {waited:?}"
+        guard.is_current(),
+        "the leader lost its leadership to a 429"
     );
-    assert!(guard.is_current());
+    assert_eq!(
+        cluster.timeline.intervals().len(),
+        1,
+        "one leadership throughout"
+    );
     Ok(())
 }
 

@@ -103,7 +103,7 @@ impl Machine {
                         epoch,
                         starts,
                         acquired: record::acquire_time(&lease).cloned(),
-                        next_renew: sent_at + self.cfg.retry_period,
+                        next_renew: sent_at + self.cfg.renew_interval(),
                         // A leader retries every RP (with jitter), never slower: it has until RD.
                         backoff: Backoff::new(
                             self.cfg.retry_period,
@@ -175,14 +175,15 @@ impl Machine {
             .api
             .replace(&body, left.min(self.request_timeout()))
             .await;
-        let next_regular = sent_at + self.cfg.retry_period;
+        // After a success the next renew comes a renew interval later; after a refusal, an RP later (a retry).
+        let next_retry = sent_at + self.cfg.retry_period;
         match result {
             Ok(lease) => {
                 let extended = guard.extend(sent, self.cfg.renew_deadline);
                 self.need_get = false;
                 if let Phase::Leading(lead) = &mut self.phase {
                     lead.backoff.reset();
-                    lead.next_renew = next_regular;
+                    lead.next_renew = sent_at + self.cfg.renew_interval();
                     lead.retried_at_once = false;
                 }
                 if !extended {
@@ -194,7 +195,7 @@ impl Machine {
             Err(e @ (ApiError::Conflict { .. } | ApiError::NotFound { .. })) => {
                 debug!(lease = %self.cfg.lease_name, error = %e, "renew refused; observing first");
                 let at_once = if let Phase::Leading(lead) = &mut self.phase {
-                    lead.next_renew = next_regular.max(Instant::now());
+                    lead.next_renew = next_retry.max(Instant::now());
                     !std::mem::take(&mut lead.retried_at_once)
                 } else {
                     false
