@@ -1,11 +1,15 @@
 //! Faults that a leader cannot see coming: cut off from the API server, or frozen by SIGSTOP. In both the old
 //! leader's task must be gone before another agent's copy starts, and the old leader must not resume it on
-//! leadership it no longer has.
+//! leadership it no longer has. And the converse: a task that its stalled watchdog killed while its agent still
+//! leads is started again.
 
 use std::time::Duration;
 
-use leasehold_tests::harness::{Cluster, holds_for, leader_among};
+use anyhow::Context as _;
+use leasehold_tests::harness::{Cluster, eventually, holds_for, leader_among};
+use leasehold_tests::procfs;
 use leasehold_tests::stamps::{Event, mono_now};
+use rustix::process::{Pid, Signal, kill_process};
 
 const NS: &str = "default";
 
@@ -140,5 +144,48 @@ async fn leader_sigstopped_longer_than_the_lease_loses_its_task_to_the_watchdog_
             .map(|i| agents[i].holder.clone()),
         Some(new.holder.clone())
     );
+    cluster.stamps()?.check_exclusive()
+}
+
+/// A task whose watchdog stalled past its kill deadline while the agent kept leading runs again in the same term.
+/// The task's watchdog (the shim) is stopped, so it reads none of the deadlines the agent sends it; woken past the
+/// last one it read, it kills the task, as it must. The agent, whose own deadline is current, takes that as an exit
+/// and starts the task again after its backoff. (The other case, an agent whose own copy of the deadline ran out
+/// while its elector kept renewing, needs the runner starved apart from the elector in one process; only the unit
+/// test of `tasks::expired` covers it.)
+#[tokio::test]
+async fn a_task_whose_watchdog_stalled_past_its_deadline_runs_again_while_the_agent_leads()
+-> anyhow::Result<()> {
+    let cluster = Cluster::start()?;
+    let agents = cluster.stamp_agents(&["node-a"], NS).await?;
+    let agent = &agents[0];
+    let t = cluster.timing;
+    let bound = t.takeover_bound();
+    cluster.wait_for_leader(&[agent], NS, bound).await?;
+    let first = cluster.wait_for_start(NS, &agent.holder, 0, bound).await?;
+    let shim = procfs::parent(first.pid)?;
+    let stop = |signal| {
+        kill_process(Pid::from_raw(shim as i32).context("pid 0")?, signal)
+            .with_context(|| format!("{signal:?} to the shim {shim}"))
+    };
+    stop(Signal::STOP)?;
+    // Past any kill deadline the shim read (RD + 7/8 (LD - RD) after a renew), the agent still leads.
+    let stopped = holds_for(
+        "the agent leads while its task's watchdog is stopped",
+        t.lease_duration + t.renew_deadline,
+        || async { Ok(agent.namespace(NS).await?.status == "success") },
+    )
+    .await;
+    stop(Signal::CONT)?;
+    stopped?;
+    let again =
+        eventually("the task started again in the same term", bound, || async {
+            Ok(cluster.stamps()?.lines.into_iter().find(|s| {
+                s.event == Event::Start && s.holder == agent.holder && s.pid != first.pid
+            }))
+        })
+        .await?;
+    assert_eq!(again.epoch, first.epoch, "the same term: {again:?}");
+    assert_eq!(agent.namespace(NS).await?.status, "success");
     cluster.stamps()?.check_exclusive()
 }
