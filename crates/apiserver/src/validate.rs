@@ -17,9 +17,17 @@ fn is_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// Whether `s` is a DNS-1123 subdomain (what most object names must be).
+/// Whether `s` is a DNS-1123 subdomain (what most object names must be): apimachinery's `IsDNS1123Subdomain`, at
+/// most 253 characters matching the regex. Unlike a DNS name, no dot-separated part is limited to 63 characters.
 pub fn is_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_label)
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !p.starts_with('-')
+            && !p.ends_with('-')
+    };
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(part)
 }
 
 fn invalid(field: &str, value: &Value, msg: &str) -> Cause {
@@ -189,5 +197,9 @@ mod tests {
         assert_eq!(name(&LEASES, "Bad_Name").len(), 1);
         assert_eq!(name(&NAMESPACES, "a.b").len(), 1);
         assert!(name(&NAMESPACES, "a-b").is_empty());
+        // A subdomain's parts are not limited to 63 characters (apimachinery's IsDNS1123Subdomain); its whole is.
+        assert!(name(&LEASES, &"a".repeat(64)).is_empty());
+        assert!(!name(&LEASES, &"a".repeat(254)).is_empty());
+        assert_eq!(name(&NAMESPACES, &"a".repeat(64)).len(), 1);
     }
 }
