@@ -76,16 +76,18 @@ bench-quick:
 	$(CARGO) build --locked -q -p leasehold-apiserver
 	$(CARGO) run --locked -q -p leasehold-tests --bin bench-apiserver -- --bin target/debug/leasehold-apiserver --quick
 	cd bench/peers && CARGO_TARGET_DIR=$(CURDIR)/bench/target $(CARGO) build -q --bins
-	bench/target/debug/bench-elections --quick --apiserver-bin $(or $(CARGO_TARGET_DIR),target)/debug/leasehold-apiserver $(BENCH_QUICK_ARGS)
+	bench/target/debug/bench-elections --quick --apiserver-bin $(or $(CARGO_TARGET_DIR),target)/debug/leasehold-apiserver --charts bench/target/charts-quick $(BENCH_QUICK_ARGS)
 
 ## bench: the full benches, on release builds; results go into BENCHMARKS.md by hand, with the machine and date.
+## The election bench also draws its results as SVG charts into bench/charts (BENCHMARKS.md embeds them);
+## `bench-elections --report <results.json>... --charts <dir>` redraws them from saved results.
 ## The election bench (leasehold vs kube-lease-manager, kube-leader-election, kube-coordinate at N=10/100/1000)
 ## takes about an hour; BENCH_ARGS picks a subset, e.g. BENCH_ARGS="--impls leasehold --n 10,100".
 bench: tools
 	$(CARGO) build --release --locked -p leasehold-apiserver -p leasehold-tests
 	./target/release/bench-apiserver --bin target/release/leasehold-apiserver
 	cd bench/peers && CARGO_TARGET_DIR=$(CURDIR)/bench/target $(CARGO) build --release --bins
-	bench/target/release/bench-elections --apiserver-bin $(or $(CARGO_TARGET_DIR),target)/release/leasehold-apiserver --out bench/target/elections.json $(BENCH_ARGS)
+	bench/target/release/bench-elections --apiserver-bin $(or $(CARGO_TARGET_DIR),target)/release/leasehold-apiserver --out bench/target/elections.json --charts bench/charts $(BENCH_ARGS)
 	$(MAKE) footprint
 	$(MAKE) bench-spread
 

@@ -11,6 +11,7 @@
 //!
 //! Each phase is bounded by a count and a time budget, so the whole bench has a known upper bound.
 
+pub mod charts;
 pub mod report;
 pub mod run;
 pub mod server;
@@ -85,6 +86,9 @@ pub struct DriverArgs {
     /// Only print the tables of earlier result files (merged, later files win), run nothing.
     #[arg(long, num_args = 1..)]
     pub report: Vec<PathBuf>,
+    /// Also draw the results as SVG charts into this directory (handover.svg, failover.svg, steady.svg).
+    #[arg(long)]
+    pub charts: Option<PathBuf>,
 }
 
 /// Parses `90s`, `2m` or a plain number of seconds.
@@ -123,6 +127,16 @@ fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
 }
 
+/// Draws `results` into `--charts`, if it was given, and says where.
+fn draw_charts(args: &DriverArgs, results: &[RunResult]) -> anyhow::Result<()> {
+    if let Some(dir) = &args.charts {
+        for file in charts::write(results, dir)? {
+            eprintln!("chart: {}", file.display());
+        }
+    }
+    Ok(())
+}
+
 /// The `bench-elections` program.
 ///
 /// # Errors
@@ -142,7 +156,7 @@ pub async fn main_with(mut args: DriverArgs) -> anyhow::Result<()> {
         }
         all.sort_by_key(|r| (r.n, r.implementation));
         print!("{}", report::tables(&all));
-        return Ok(());
+        return draw_charts(&args, &all);
     }
     args.apply_quick();
     server::raise_nofile();
@@ -187,6 +201,7 @@ pub async fn main_with(mut args: DriverArgs) -> anyhow::Result<()> {
         }
     }
     print!("{}", report::tables(&results));
+    draw_charts(&args, &results)?;
     if results.is_empty() {
         anyhow::bail!("no run completed: {}", failures.join("; "));
     }
