@@ -8,26 +8,23 @@ use crate::status::Cause;
 const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
-fn is_label(s: &str) -> bool {
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`: the shape of a DNS-1123 label, and of each dot-separated part of a subdomain.
+fn is_label_shape(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 63
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
 
+fn is_label(s: &str) -> bool {
+    s.len() <= 63 && is_label_shape(s)
+}
+
 /// Whether `s` is a DNS-1123 subdomain (what most object names must be): apimachinery's `IsDNS1123Subdomain`, at
 /// most 253 characters matching the regex. Unlike a DNS name, no dot-separated part is limited to 63 characters.
 pub fn is_subdomain(s: &str) -> bool {
-    let part = |p: &str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !p.starts_with('-')
-            && !p.ends_with('-')
-    };
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(part)
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_label_shape)
 }
 
 fn invalid(field: &str, value: &Value, msg: &str) -> Cause {
