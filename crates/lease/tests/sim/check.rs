@@ -4,9 +4,10 @@
 //! (b) Epochs strictly increase from one leadership to the next, unless the Lease's history was lost between
 //!     them (the server's state wiped or restored, the Lease deleted or its leaseTransitions rewritten by a
 //!     third party): then a process that never saw the lost epochs cannot know them.
-//! (c) Once the last fault is over and every live candidate can act again (its backoff waited out, back in touch
-//!     with the server), exactly one leader within LD + RD + J + 1 s, and it stays. A candidate backs off up to
-//!     1.25 LD after a failed request, and its watch's relist backs off too: the elector cannot look sooner.
+//! (c) Once the last fault is over and every live candidate is back in touch with the server (a watch open, or a
+//!     request answered), exactly one leader within LD + RD + J + 1 s, and it stays. A candidate learns that a
+//!     fault is over only by trying again, after the backoff its last failure started (at least RP): the moment
+//!     it is back in touch is measured, not assumed.
 //! (d) No candidate sends more than 5 requests in any virtual second after its first minute.
 //! (e) The Lease's final holder is the leader that the candidates report.
 

@@ -118,15 +118,17 @@ fn seeds_keep_every_invariant() {
     let failed = Arc::new(parking_lot::Mutex::new(None::<String>));
     let requests = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicUsize::new(0));
+    let late = Arc::new(AtomicUsize::new(0));
     let keep_going = std::env::var_os("SIM_KEEP_GOING").is_some();
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let (next, failed, requests, done) = (
+            let (next, failed, requests, done, late) = (
                 Arc::clone(&next),
                 Arc::clone(&failed),
                 Arc::clone(&requests),
                 Arc::clone(&done),
+                Arc::clone(&late),
             );
             std::thread::spawn(move || {
                 loop {
@@ -145,6 +147,14 @@ fn seeds_keep_every_invariant() {
                     }
                     requests.fetch_add(o.requests, Ordering::Relaxed);
                     done.fetch_add(1, Ordering::Relaxed);
+                    if let Some(by) = o.past_fault_end_bound {
+                        late.fetch_add(1, Ordering::Relaxed);
+                        println!(
+                            "seed {seed} elected {:.3}s past the bound counted from the last fault's end (within \
+                             the bound counted from when every candidate was back in touch)",
+                            by.as_secs_f64()
+                        );
+                    }
                     if !o.violations.is_empty() {
                         let faults: Vec<String> =
                             o.plan.faults.iter().map(|f| f.fault.to_string()).collect();
@@ -174,6 +184,11 @@ fn seeds_keep_every_invariant() {
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64(),
         requests.load(Ordering::Relaxed)
+    );
+    println!(
+        "{} seeds elected past LD + RD + J + 1 s from the last fault's end, all within it from when every \
+         candidate was back in touch",
+        late.load(Ordering::Relaxed)
     );
     if let Some(r) = failed.lock().take() {
         panic!("{r}");

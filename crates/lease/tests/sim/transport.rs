@@ -172,9 +172,6 @@ pub struct Proc {
     gates: watch::Sender<Gates>,
     requests: Mutex<Requests>,
     gets: Mutex<Vec<Duration>>,
-    /// When the latest request that failed (an injected error, 403 or 410, no answer, a lost answer, a
-    /// connection the server dropped) was sent: the elector backs off after it.
-    failed: Mutex<Option<Duration>>,
     /// When the server last answered a request of this process (any answer but a failure, a watch included).
     answered: watch::Sender<Duration>,
     /// How many of this process's watch bodies are open.
@@ -194,7 +191,6 @@ impl Proc {
                 ..Requests::default()
             }),
             gets: Mutex::default(),
-            failed: Mutex::default(),
             answered: watch::Sender::new(Duration::ZERO),
             watching: std::sync::atomic::AtomicUsize::new(0),
             busy: std::sync::atomic::AtomicBool::new(false),
@@ -202,14 +198,6 @@ impl Proc {
     }
 
     /// When the latest failed request of this process was sent (see `failed`).
-    pub fn last_failure(&self) -> Option<Duration> {
-        *self.failed.lock()
-    }
-
-    fn note_failure(&self, sent: Duration) {
-        *self.failed.lock() = Some(sent);
-    }
-
     /// Waits until this process is in touch with the server at `now` or later: at once if one of its watches
     /// is open, else until the server answers one of its requests. Returns when.
     pub async fn back_in_touch(&self, now: Duration) -> Duration {
@@ -307,7 +295,7 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let inner = self.inner.clone();
         let (net, proc) = (Arc::clone(&self.net), Arc::clone(&self.proc));
-        Box::pin(send_noting_failures(inner, net, proc, req))
+        Box::pin(send_noting_answers(inner, net, proc, req))
     }
 }
 
@@ -346,9 +334,10 @@ fn kind(req: &Req) -> Kind {
     }
 }
 
-/// Sends one request (see [`send`]) and notes when it failed in a way the elector backs off after: no answer
-/// (the client gave up on it), a dropped connection, or an error status (403, 410, 429, 5xx).
-async fn send_noting_failures<S, B>(
+/// Sends one request (see [`send`]) and notes when the server answered it with anything but a failure the elector
+/// backs off after (an error status: 403, 410, 429, 5xx; or no answer at all): from then on the process is back in
+/// touch, and liveness can be judged.
+async fn send_noting_answers<S, B>(
     inner: S,
     net: Arc<Net>,
     proc: Arc<Proc>,
@@ -361,33 +350,12 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    /// Notes a failure when dropped armed: the client timed the request out, or it failed.
-    struct Failure {
-        proc: Arc<Proc>,
-        sent: Duration,
-        armed: bool,
-    }
-    impl Drop for Failure {
-        fn drop(&mut self) {
-            if self.armed {
-                self.proc.note_failure(self.sent);
-            }
-        }
-    }
-    let mut failure = Failure {
-        proc: Arc::clone(&proc),
-        sent: net.trace.now(),
-        armed: true,
-    };
     let r = send(inner, Arc::clone(&net), Arc::clone(&proc), req).await;
-    failure.armed = match &r {
-        Ok(resp) => {
-            let code = resp.status().as_u16();
-            matches!(code, 403 | 410 | 429) || code >= 500
-        }
-        Err(_) => true,
-    };
-    if !failure.armed {
+    let answered = r.as_ref().is_ok_and(|resp| {
+        let code = resp.status().as_u16();
+        !matches!(code, 403 | 410 | 429) && code < 500
+    });
+    if answered {
         proc.answered.send_replace(net.trace.now());
     }
     r
