@@ -197,7 +197,6 @@ impl Proc {
         })
     }
 
-    /// When the latest failed request of this process was sent (see `failed`).
     /// Waits until this process is in touch with the server at `now` or later: at once if one of its watches
     /// is open, else until the server answers one of its requests. Returns when.
     pub async fn back_in_touch(&self, now: Duration) -> Duration {

@@ -196,8 +196,7 @@ impl World {
             ));
             tokio::time::sleep_until(start + deadline + STAY).await;
         }
-        let from_fault_end = faults_over + (deadline - in_touch);
-        self.finish(deadline, from_fault_end).await
+        self.finish(deadline, faults_over + bound).await
     }
 
     /// When the last live candidate got back in touch with the server after `now`, waiting for it at most
@@ -465,7 +464,8 @@ impl World {
     }
 
     /// Checks every invariant over the run; `from_fault_end` is the liveness deadline counted from the last fault's
-    /// end, which is only reported.
+    /// end (a third party's imposed term is added when the leader came only after it, as for `deadline`), which is
+    /// only reported.
     async fn finish(self, deadline: Duration, from_fault_end: Duration) -> Outcome {
         let end = self.trace.now();
         let intervals = self.intervals();
@@ -477,6 +477,10 @@ impl World {
             check::safety(&intervals, end, &self.losses)
         };
         let leader = check::liveness(&intervals, deadline);
+        let from_fault_end = match check::liveness(&intervals, from_fault_end) {
+            Err(_) if self.imposed > Duration::ZERO => from_fault_end + self.imposed,
+            _ => from_fault_end,
+        };
         let past_fault_end_bound = match (&leader, check::liveness(&intervals, from_fault_end)) {
             (Ok(l), Err(_)) => Some(l.start.saturating_sub(from_fault_end)),
             _ => None,
