@@ -185,10 +185,9 @@ impl World {
             deadline.as_secs_f64()
         ));
         tokio::time::sleep_until(start + deadline + STAY).await;
-        if self.imposed > Duration::ZERO && check::liveness(&self.intervals(), deadline).is_err() {
-            // A third party wrote a long leaseDurationSeconds: a dead holder's term may last that long (up to the
-            // cap) from when a follower last saw it.
-            deadline = in_touch + self.imposed + bound;
+        let extended = self.with_imposed_term(&self.intervals(), deadline);
+        if extended != deadline {
+            deadline = extended;
             self.trace.log(format!(
                 "a third party imposed a {:?} term; one leader due by {:.3}s",
                 self.imposed,
@@ -197,6 +196,17 @@ impl World {
             tokio::time::sleep_until(start + deadline + STAY).await;
         }
         self.finish(deadline, faults_over + bound).await
+    }
+
+    /// `deadline`, or `deadline` plus the term a third party imposed when no single leader stood by `deadline`:
+    /// a long leaseDurationSeconds lets a dead holder's term last that long (up to the cap) from when a follower
+    /// last saw it. Serves both the liveness deadline and the one counted from the last fault's end.
+    fn with_imposed_term(&self, intervals: &[Interval], deadline: Duration) -> Duration {
+        if self.imposed > Duration::ZERO && check::liveness(intervals, deadline).is_err() {
+            deadline + self.imposed
+        } else {
+            deadline
+        }
     }
 
     /// When the last live candidate got back in touch with the server after `now`, waiting for it at most
@@ -477,10 +487,7 @@ impl World {
             check::safety(&intervals, end, &self.losses)
         };
         let leader = check::liveness(&intervals, deadline);
-        let from_fault_end = match check::liveness(&intervals, from_fault_end) {
-            Err(_) if self.imposed > Duration::ZERO => from_fault_end + self.imposed,
-            _ => from_fault_end,
-        };
+        let from_fault_end = self.with_imposed_term(&intervals, from_fault_end);
         let past_fault_end_bound = match (&leader, check::liveness(&intervals, from_fault_end)) {
             (Ok(l), Err(_)) => Some(l.start.saturating_sub(from_fault_end)),
             _ => None,
