@@ -16,6 +16,12 @@ pub const KIND_LABEL: &str = "leasehold.dev/kind";
 /// `kubectl describe lease` shows who stepped down. The elector owns it: configuration may not set it.
 pub const RELEASED_BY_ANNOTATION: &str = "leasehold.dev/released-by";
 
+/// The annotation in which each takeover's winner records how many candidates contend for the Lease, as estimated
+/// from the ranks of the winners so far (a decimal number, at least 1). Followers read it to spread their takeover
+/// writes for that many candidates, and it lives in the Lease so that a restarted agent knows it at once; `kubectl
+/// describe lease` shows it. The elector owns it: configuration may not set it.
+pub const CANDIDATES_ANNOTATION: &str = "leasehold.dev/candidates";
+
 /// The annotation that keeps the raw election-namespace name of a (possibly sanitised) Lease name, so two election
 /// namespaces sanitised to one Lease name are caught instead of silently sharing it.
 pub const ELECTION_NAMESPACE_ANNOTATION: &str = "leasehold.dev/election-namespace";

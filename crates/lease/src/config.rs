@@ -12,7 +12,7 @@ use thiserror::Error;
 
 use leasehold_core::{
     identity::{Identity, IdentityError},
-    labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, RELEASED_BY_ANNOTATION},
+    labels::{CANDIDATES_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, RELEASED_BY_ANNOTATION},
     names, timing,
 };
 
@@ -41,9 +41,11 @@ pub struct ElectionConfig {
     /// watch polls, and the base of every retry backoff. Default 2 s (client-go). A healthy leader renews less
     /// often, every [`ElectionConfig::renew_interval`].
     pub retry_period: Duration,
-    /// J, the takeover spread: a follower that sees the Lease become free waits `rank × J`, with rank in
-    /// `[0, 1)` from a hash of (identity, epoch), before it tries to acquire. `None` (the default) means RP.
-    /// Larger spreads mean fewer wasted write attempts from a large herd, smaller ones a faster takeover.
+    /// J, the takeover spread: a follower that sees the Lease become free waits a delay of at most J that grows
+    /// with its rank in `[0, 1)`, a hash of (identity, epoch), before it tries to acquire: `rank × J` for a new
+    /// Lease, then log-scaled for the number of candidates the Lease's winners have estimated, in steps of J/64
+    /// (see [`crate::CANDIDATES_ANNOTATION`]). `None` (the default) means RP. A larger J means fewer wasted write
+    /// attempts where a winner's write is slow to reach every follower, a smaller one a faster takeover.
     pub takeover_spread: Option<Duration>,
     /// How long [`crate::ElectionHandle::step_down`] sits out before campaigning again. `None` (the default)
     /// means LD, so that another candidate has a full term to take over.
@@ -325,7 +327,7 @@ impl ElectionConfig {
             return Err(ElectionConfigError::NoLabels);
         }
         for k in self.annotations.keys() {
-            if k == RELEASED_BY_ANNOTATION {
+            if k == RELEASED_BY_ANNOTATION || k == CANDIDATES_ANNOTATION {
                 return Err(ElectionConfigError::ReservedAnnotation(k.clone()));
             }
             check_name(
@@ -567,11 +569,13 @@ mod tests {
             c.validate(),
             Err(ElectionConfigError::BadLabelValue { .. })
         ));
-        let c = config().annotation(RELEASED_BY_ANNOTATION, "x");
-        assert!(matches!(
-            c.validate(),
-            Err(ElectionConfigError::ReservedAnnotation(_))
-        ));
+        for reserved in [RELEASED_BY_ANNOTATION, CANDIDATES_ANNOTATION] {
+            let c = config().annotation(reserved, "x");
+            assert_eq!(
+                c.validate(),
+                Err(ElectionConfigError::ReservedAnnotation(reserved.into()))
+            );
+        }
         let mut c = config();
         c.labels.clear();
         assert_eq!(c.validate(), Err(ElectionConfigError::NoLabels));

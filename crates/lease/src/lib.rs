@@ -76,6 +76,7 @@ mod backoff;
 mod client;
 mod clock;
 mod config;
+mod crowd;
 mod elector;
 mod leadership;
 mod random;
@@ -97,7 +98,8 @@ pub use leadership::Leadership;
 pub use leasehold_core as core;
 pub use leasehold_core::identity::{Identity, IdentityError, MAX_HOLDER_LEN};
 pub use leasehold_core::labels::{
-    ELECTION_NAMESPACE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, RELEASED_BY_ANNOTATION,
+    CANDIDATES_ANNOTATION, ELECTION_NAMESPACE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
+    RELEASED_BY_ANNOTATION,
 };
 pub use record::same_record;
 pub use watch::{WATCH_SILENCE_RELIST, WATCH_TIMEOUT_SECS, is_watch_forbidden};

@@ -1,14 +1,27 @@
 //! Takeover order without a herd: each candidate's place in line for one particular takeover.
 //!
 //! When a Lease becomes free, every follower sees it at about the same moment. If all of them wrote at once,
-//! one would win and the rest would each cost the API server a failed write. Instead each waits
-//! `rank × J`, where rank is a hash of (identity, epoch) mapped to `[0, 1)`. The first in line usually
-//! acquires before the second starts, and the others see the new holder on their watch and cancel. Hashing
-//! the epoch in gives a different order at every takeover, so no node is always first.
+//! one would win and the rest would each cost the API server a failed write. Instead each waits a delay that grows
+//! with its rank, a hash of (identity, epoch) mapped to `[0, 1)`. The first in line usually acquires before the
+//! second starts, and the others see the new holder on their watch and cancel. Hashing the epoch in gives a
+//! different order at every takeover, so no node is always first.
+//!
+//! How rank maps to a delay decides what a takeover costs. What matters is how far apart the first two in line
+//! are: every candidate whose delay falls before the winner's write has reached it writes too, in vain. With N
+//! candidates spread evenly over J (`rank × J`), the first two are about J / N apart: 2 ms at N = 1,000 and J = 2 s,
+//! far less than a watch event takes to reach every follower, and a takeover costs tens of writes; at N = 10 the
+//! first in line waits about J / 10. So when the Lease tells how many candidates contend ([`Crowd`]), the delay is
+//! `step × log2(2 × N̂ × rank)` (none below 0, at most J), with a step of J/64 up to N̂ = 100 that grows by J/64 with
+//! every tenfold beyond (`step`). Near the front of the line, which decides the race, that leaves about one candidate
+//! per step / ln 2 (45 ms at the defaults and N̂ ≤ 100, 90 ms at N̂ = 1,000) whatever N is, and the last in line waits
+//! step × log2(2N̂): 0.14 s at N̂ = 10, 0.69 s at N̂ = 1,000. Without an estimate (a new Lease), it is `rank × J`.
+//! Every delay is at most J, so the takeover bound LD + J + RD holds either way; safety never depends on the delays.
 
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+
+use crate::crowd::Crowd;
 
 /// The rank of `identity` for the takeover of a Lease whose current epoch is `epoch`, in `[0, 1)`.
 pub(crate) fn rank(identity: &str, epoch: u64) -> f64 {
@@ -24,10 +37,40 @@ pub(crate) fn rank(identity: &str, epoch: u64) -> f64 {
     top as f64 / (1u64 << 53) as f64
 }
 
-/// How long `identity` waits before trying to take over: `rank × spread`.
+/// `rank × spread`: spreads work evenly over `spread`. It orders the GETs that confirm a deletion, where the point
+/// is to keep N followers from reading in the same instant, and the takeover of a Lease without an estimate.
 pub(crate) fn delay(identity: &str, epoch: u64, spread: Duration) -> Duration {
     spread.mul_f64(rank(identity, epoch))
 }
+
+/// How long `identity` waits before trying to take over a free Lease: log-scaled for the estimated number of
+/// candidates when there is one, else `rank × spread` (see the module's documentation).
+pub(crate) fn takeover_delay(
+    identity: &str,
+    epoch: u64,
+    spread: Duration,
+    crowd: Option<Crowd>,
+) -> Duration {
+    let u = rank(identity, epoch);
+    match crowd {
+        // log2(0) is −∞, which the max turns into no wait.
+        Some(crowd) => step(spread, crowd)
+            .mul_f64((2.0 * crowd.size() * u).log2().max(0.0))
+            .min(spread),
+        None => spread.mul_f64(u),
+    }
+}
+
+/// The log-scaled spread's step: a rank twice another waits one step more. It is J/64 up to 100 candidates and
+/// grows by J/64 with every tenfold beyond, because a winner's write takes longer to reach every watcher the more
+/// watchers there are, and the front of the line must be spaced wider than that. Growing with log N̂ keeps the last
+/// in line within J up to 10,000 candidates (J/64 × 3 × log2(20,000) ≈ 0.67 J).
+fn step(spread: Duration, crowd: Crowd) -> Duration {
+    (spread / STEPS).mul_f64((crowd.size() / 10.0).log10().max(1.0))
+}
+
+/// J / STEPS is the smallest step of the log-scaled spread.
+const STEPS: u32 = 64;
 
 #[cfg(test)]
 mod tests {
@@ -54,5 +97,52 @@ mod tests {
         let d = delay("n_1", 1, Duration::from_secs(2));
         assert!(d < Duration::from_secs(2));
         assert_eq!(delay("n_1", 1, Duration::ZERO), Duration::ZERO);
+    }
+
+    /// Without an estimate a takeover waits `rank × J`; with one, the log-scaled delay keeps the rank order, stays
+    /// within J, and spaces the first in line by a step that grows with log N̂ rather than J/N.
+    #[test]
+    fn takeover_delay_is_log_scaled_for_the_crowd() {
+        let j = Duration::from_secs(2);
+        let ids: Vec<String> = (0..1000).map(|i| format!("node-{i}_x")).collect();
+        let epoch = 7;
+        let thousand = Crowd::after_win(None, 0.000_561);
+        assert!((thousand.size() - 1000.0).abs() < 1.0);
+        let crowd = Some(thousand);
+        for id in &ids {
+            assert_eq!(takeover_delay(id, epoch, j, None), delay(id, epoch, j));
+        }
+        let mut by_rank: Vec<(f64, Duration)> = ids
+            .iter()
+            .map(|id| (rank(id, epoch), takeover_delay(id, epoch, j, crowd)))
+            .collect();
+        by_rank.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(
+            by_rank.windows(2).all(|w| w[0].1 <= w[1].1),
+            "rank order kept"
+        );
+        let last = by_rank.last().unwrap().1;
+        // At N̂ = 1,000 the step is 2 × J/64: J/32 × log2(2 × 1000 × rank) < J/32 × 11 = 687.5 ms.
+        assert!(last < Duration::from_micros(687_500), "{last:?}");
+        let one = step(j, thousand).as_secs_f64();
+        assert!(
+            (one - 2.0 * (j / STEPS).as_secs_f64()).abs() < 1e-4,
+            "{one}"
+        );
+        // A rank twice another's waits one step more.
+        let at = |r: f64| step(j, thousand).mul_f64((2.0 * 1000.0 * r).log2().max(0.0));
+        let mine = takeover_delay("a", 0, j, crowd);
+        assert!((mine.as_secs_f64() - at(rank("a", 0)).as_secs_f64()).abs() < 0.002);
+        let doubling = (at(0.5) - at(0.25)).as_secs_f64();
+        assert!(
+            (doubling - one).abs() < 1e-6,
+            "one doubling, one step: {doubling}"
+        );
+        // Up to 100 candidates the step is J/64.
+        let small = Crowd::after_win(None, 0.056);
+        assert_eq!(step(j, small), j / STEPS);
+        // Even an absurd estimate keeps every delay within J.
+        let huge = Some(Crowd::after_win(None, 0.0));
+        assert!(ids.iter().all(|id| takeover_delay(id, epoch, j, huge) <= j));
     }
 }

@@ -14,6 +14,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may fail loudly
 
+mod crowd;
 mod harness;
 
 use std::time::{Duration, Instant};

@@ -21,6 +21,7 @@ use crate::{
     backoff::Backoff,
     clock::Clock,
     config::ElectionConfig,
+    crowd::Crowd,
     elector::{
         ElectionState, ElectorError, Observation,
         version::{Floor, Source},
@@ -62,7 +63,7 @@ enum Phase {
     /// identity, an acquire's answer may have been lost, or a restored backup may have brought back a term of
     /// ours that someone else has since replaced. Its term runs out first.
     Following,
-    /// The Lease is free and we wait our turn (`rank × J`) before writing. Left for `Leading` when the
+    /// The Lease is free and we wait our turn (`rank::takeover_delay`, at most J) before writing. Left for `Leading` when the
     /// acquire succeeds; for `Following` when a new version shows the Lease is no longer free (someone else
     /// acquired), or when the acquire fails (409: observe first; other errors: back off).
     Contending {
@@ -117,6 +118,9 @@ pub(crate) struct Machine {
     term: Term,
     /// The latest version observed; `None` when absent or not yet known.
     cached: Option<Arc<Lease>>,
+    /// The latest estimate of how many candidates contend, from the Lease (`crowd.rs`); kept while the Lease is
+    /// absent or a version lacks it, so a deletion does not cost the next takeover its spread.
+    crowd: Option<Crowd>,
     /// What orders watch events against what we already believe (see `version.rs`).
     floor: Option<Floor>,
     /// We may have missed changes since the last answer (a request failed, or the shared watch broke): a takeover
@@ -196,6 +200,7 @@ impl Machine {
             state,
             clock,
             cached: None,
+            crowd: None,
             phase: Phase::Starting,
             not_before: Instant::now(),
             need_get: false,
@@ -470,6 +475,7 @@ impl Machine {
         // leadership we acquire takes effect only once such a leader has stopped (`Lead::starts`).
         self.out_of_touch = false;
         self.missed_deletion = false;
+        self.crowd = Crowd::read(lease).or(self.crowd);
         let now = Instant::now();
         if self.cached.as_deref() == Some(lease) {
             return Ok(false);
@@ -610,8 +616,8 @@ impl Machine {
             return;
         }
         let epoch = self.term.next_epoch(self.cached.as_deref());
-        let delay = rank::delay(&self.me, epoch, self.cfg.effective_spread());
-        debug!(lease = %self.cfg.lease_name, ?delay, "Lease is free; contending");
+        let delay = rank::takeover_delay(&self.me, epoch, self.cfg.effective_spread(), self.crowd);
+        debug!(lease = %self.cfg.lease_name, ?delay, crowd = ?self.crowd, "Lease is free; contending");
         self.phase = Phase::Contending {
             write_at: now + delay,
         };

@@ -9,8 +9,8 @@ use tracing::{debug, info, warn};
 
 use super::{Lead, Machine, Phase};
 use crate::{
-    api::ApiError, backoff::Backoff, elector::ElectorError, elector::version::Source,
-    leadership::Leadership, record,
+    api::ApiError, backoff::Backoff, crowd::Crowd, elector::ElectorError, elector::version::Source,
+    leadership::Leadership, rank, record,
 };
 
 impl Machine {
@@ -71,11 +71,22 @@ impl Machine {
     /// Writes the acquire: a create when the Lease is absent, else a guarded PUT of the observed object.
     pub(super) async fn acquire(&mut self) -> Result<(), ElectorError> {
         let epoch = self.term.next_epoch(self.cached.as_deref());
-        let body = record::acquire(self.cached.as_deref(), &self.cfg, epoch);
+        let mut body = record::acquire(self.cached.as_deref(), &self.cfg, epoch);
+        let creates = self.cached.is_none();
+        // Taking over a present Lease, every follower saw it free at about the same moment and we came first in
+        // line: our rank is one more sample of the crowd's size. Who creates a Lease may have raced no one (each
+        // new process waits LD from its own start), so a create carries forward what we knew, unchanged.
+        let crowd = if creates {
+            self.crowd
+        } else {
+            Some(Crowd::after_win(self.crowd, rank::rank(&self.me, epoch)))
+        };
+        if let Some(crowd) = crowd {
+            crowd.stamp(&mut body);
+        }
         let timeout = self.request_timeout();
         let sent = self.clock.now();
         let sent_at = Instant::now();
-        let creates = self.cached.is_none();
         let result = if creates {
             self.api.create(&body, timeout).await
         } else {
