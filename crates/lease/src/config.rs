@@ -42,8 +42,8 @@ pub struct ElectionConfig {
     /// often, every [`ElectionConfig::renew_interval`].
     pub retry_period: Duration,
     /// J, the takeover spread: a follower that sees the Lease become free waits a delay of at most J that grows
-    /// with its rank in `[0, 1)`, a hash of (identity, epoch), before it tries to acquire: `rank × J` for a new
-    /// Lease, then log-scaled for the number of candidates the Lease's winners have estimated, in steps of J/64
+    /// with its rank in `[0, 1)`, a hash of (identity, epoch), before it tries to acquire, log-scaled for the
+    /// number of candidates the Lease's winners have estimated (5,000 for a new Lease), in steps of J/64 or more
     /// (see [`crate::CANDIDATES_ANNOTATION`]). `None` (the default) means RP. A larger J means fewer wasted write
     /// attempts where a winner's write is slow to reach every follower, a smaller one a faster takeover.
     pub takeover_spread: Option<Duration>,

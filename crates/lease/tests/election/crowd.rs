@@ -1,7 +1,5 @@
 //! The takeover spread follows the winners' estimate of how many candidates contend (`leasehold.dev/candidates`).
 
-use std::time::Duration;
-
 use leasehold_lease::CANDIDATES_ANNOTATION;
 
 use crate::harness::*;
@@ -25,28 +23,10 @@ async fn estimate(cluster: &Cluster) -> anyhow::Result<Option<f64>> {
 /// connection, cost few write attempts, counted by the server, with no overlap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn takeovers_write_and_follow_the_crowd_estimate() -> anyhow::Result<()> {
-    // The herd test's timings: slower for the larger group, J at its default, RP.
-    let (ld, rd, rp) = (
-        Duration::from_secs(4),
-        Duration::from_secs(3),
-        Duration::from_secs(1),
-    );
-    let within = ld + rd + Duration::from_secs(4);
+    let within = herd_within();
     let cluster = Cluster::start().await?;
-    let mut cands = vec![
-        cluster
-            .candidate_with("node-first", "1", |c| c.timings(ld, rd, rp))
-            .await?,
-    ];
-    cands[0].wait_leading(within).await?;
+    let cands = herd(&cluster, "node-first", 30).await?;
     assert_eq!(estimate(&cluster).await?, None, "a create samples nothing");
-    for n in 0..30 {
-        cands.push(
-            cluster
-                .candidate_with(&format!("node-{n:02}"), "1", |c| c.timings(ld, rd, rp))
-                .await?,
-        );
-    }
     let mut leader = 0;
     let mut attempts_with_estimate = Vec::new();
     for round in 0..5 {
@@ -58,11 +38,7 @@ async fn takeovers_write_and_follow_the_crowd_estimate() -> anyhow::Result<()> {
         })
         .await?;
         let before_estimate = estimate(&cluster).await?;
-        let counters = cluster.counters();
-        let before: Vec<u64> = cands
-            .iter()
-            .map(|c| writes_by(&counters, &c.user))
-            .collect();
+        let before = writes_of(&cluster, &cands);
         cands[leader].handle.step_down().await?;
         let old = leader;
         until("a follower takes over", within, || {
@@ -74,14 +50,8 @@ async fn takeovers_write_and_follow_the_crowd_estimate() -> anyhow::Result<()> {
         .await?;
         leader = wait_one_leader(&cands, within).await?;
         // Stragglers' writes, if any, land within J of the winner's: count them over a full LD.
-        tokio::time::sleep(ld).await;
-        let counters = cluster.counters();
-        // The winner's one acquire, and every write of anyone but the old and the new leader.
-        let attempts = 1
-            + (0..cands.len())
-                .filter(|k| *k != old && *k != leader)
-                .map(|k| writes_by(&counters, &cands[k].user) - before[k])
-                .sum::<u64>();
+        tokio::time::sleep(HERD_TIMINGS.0).await;
+        let attempts = takeover_attempts(&before, &writes_of(&cluster, &cands), old, leader);
         let after = estimate(&cluster)
             .await?
             .expect("every takeover of a present Lease writes an estimate");

@@ -351,3 +351,59 @@ pub fn election_requests(c: &Counters, user: &str) -> u64 {
 pub fn writes_by(c: &Counters, user: &str) -> u64 {
     c.requests(user, "create") + c.requests(user, "update")
 }
+
+/// The timings of the herd tests: slower for a large group, as the README advises for large clusters (LD 4 s, RD 3 s,
+/// RP 1 s), with J at its default, RP. With 30 to 50 clients in one debug-build process on 2 cores, a write takes tens
+/// of milliseconds to reach every follower.
+pub const HERD_TIMINGS: (Duration, Duration, Duration) = (
+    Duration::from_secs(4),
+    Duration::from_secs(3),
+    Duration::from_secs(1),
+);
+
+/// How long a herd test waits for one takeover: LD + RD + 4 s.
+pub fn herd_within() -> Duration {
+    HERD_TIMINGS.0 + HERD_TIMINGS.1 + Duration::from_secs(4)
+}
+
+/// A herd on [`HERD_TIMINGS`]: `<leader>_1`, which leads first (and so creates the Lease alone), then `followers`
+/// more (`node-00_1`, ...), each with its own user, client and watch connection. The leader is at index 0.
+pub async fn herd(
+    cluster: &Cluster,
+    leader: &str,
+    followers: usize,
+) -> anyhow::Result<Vec<Candidate>> {
+    let (ld, rd, rp) = HERD_TIMINGS;
+    let mut cands = vec![
+        cluster
+            .candidate_with(leader, "1", |c| c.timings(ld, rd, rp))
+            .await?,
+    ];
+    cands[0].wait_leading(herd_within()).await?;
+    for n in 0..followers {
+        cands.push(
+            cluster
+                .candidate_with(&format!("node-{n:02}"), "1", |c| c.timings(ld, rd, rp))
+                .await?,
+        );
+    }
+    Ok(cands)
+}
+
+/// Each candidate's writes (creates and updates) so far, in the order of `cands`.
+pub fn writes_of(cluster: &Cluster, cands: &[Candidate]) -> Vec<u64> {
+    let counters = cluster.counters();
+    cands
+        .iter()
+        .map(|c| writes_by(&counters, &c.user))
+        .collect()
+}
+
+/// The write attempts of one takeover from `old` to `new`, between two [`writes_of`] snapshots: the writes of
+/// everyone but the old and the new leader (whose renews and release are no attempts), plus the winner's one acquire.
+pub fn takeover_attempts(before: &[u64], after: &[u64], old: usize, new: usize) -> u64 {
+    1 + (0..before.len())
+        .filter(|k| *k != old && *k != new)
+        .map(|k| after[k] - before[k])
+        .sum::<u64>()
+}

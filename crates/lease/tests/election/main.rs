@@ -573,68 +573,32 @@ async fn restarted_candidate_treats_its_old_instance_as_foreign() -> anyhow::Res
 /// expiry to at most 10, counted by the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn herd_of_fifty_makes_few_attempts() -> anyhow::Result<()> {
-    // Slower timings for the larger group, as the README advises for large clusters; J stays at its
-    // default, RP. With 51 clients in one debug-build process on 2 cores, the release event and then the
-    // winner's acquire event each take tens of milliseconds to reach all 50 followers, while neighbouring
-    // ranks are only J / 50 apart.
-    let (ld, rd, rp) = (
-        Duration::from_secs(4),
-        Duration::from_secs(3),
-        Duration::from_secs(1),
-    );
-    let within = ld + rd + Duration::from_secs(4);
+    let within = herd_within();
     let cluster = Cluster::start().await?;
     // cands[0] leads first; the 50 others follow, each with its own user, client and watch connection.
-    let mut cands = vec![
-        cluster
-            .candidate_with("node-leader", "1", |c| c.timings(ld, rd, rp))
-            .await?,
-    ];
-    cands[0].wait_leading(within).await?;
-    for n in 0..50 {
-        cands.push(
-            cluster
-                .candidate_with(&format!("node-{n:02}"), "1", |c| c.timings(ld, rd, rp))
-                .await?,
-        );
-    }
+    let cands = herd(&cluster, "node-leader", 50).await?;
     let all_see = |holder: &str| cands.iter().all(|c| c.state().holder() == Some(holder));
     until("all followers see the leader", within, || {
         all_see(&cands[0].user)
     })
     .await?;
-    tokio::time::sleep(rp * 2).await;
-    // Writes (creates and updates) per candidate.
-    let writes = |c: &leasehold_apiserver::Counters| {
-        cands
-            .iter()
-            .map(|f| writes_by(c, &f.user))
-            .collect::<Vec<_>>()
-    };
-    // Takeover attempts between two snapshots: the writes of everyone but the old and the new leader (whose
-    // renews and release are no attempts), plus the winner's one acquire.
-    let attempts = |before: &[u64], after: &[u64], old: usize, new: usize| {
-        1 + (0..cands.len())
-            .filter(|k| *k != old && *k != new)
-            .map(|k| after[k] - before[k])
-            .sum::<u64>()
-    };
+    tokio::time::sleep(HERD_TIMINGS.2 * 2).await;
 
     // Release.
-    let before = writes(&cluster.counters());
+    let before = writes_of(&cluster, &cands);
     cands[0].handle.step_down().await?;
     until("a follower takes over", within, || {
         cands[1..].iter().any(Candidate::is_leading)
     })
     .await?;
     let i = wait_one_leader(&cands, within).await?;
-    tokio::time::sleep(ld).await;
-    let release_attempts = attempts(&before, &writes(&cluster.counters()), 0, i);
+    tokio::time::sleep(HERD_TIMINGS.0).await;
+    let release_attempts = takeover_attempts(&before, &writes_of(&cluster, &cands), 0, i);
 
     // Expiry: the new leader goes silent.
     until("all see the new leader", within, || all_see(&cands[i].user)).await?;
-    tokio::time::sleep(rp * 2).await;
-    let before = writes(&cluster.counters());
+    tokio::time::sleep(HERD_TIMINGS.2 * 2).await;
+    let before = writes_of(&cluster, &cands);
     cluster
         .server
         .faults()
@@ -647,8 +611,8 @@ async fn herd_of_fifty_makes_few_attempts() -> anyhow::Result<()> {
     })
     .await?;
     let j = wait_one_leader(&cands, within).await?;
-    tokio::time::sleep(ld).await;
-    let expiry_attempts = attempts(&before, &writes(&cluster.counters()), i, j);
+    tokio::time::sleep(HERD_TIMINGS.0).await;
+    let expiry_attempts = takeover_attempts(&before, &writes_of(&cluster, &cands), i, j);
     println!(
         "herd of 50: release -> {release_attempts} acquire attempts, expiry -> {expiry_attempts} acquire attempts"
     );
