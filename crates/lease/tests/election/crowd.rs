@@ -41,14 +41,7 @@ async fn takeovers_write_and_follow_the_crowd_estimate() -> anyhow::Result<()> {
         let before = writes_of(&cluster, &cands);
         cands[leader].handle.step_down().await?;
         let old = leader;
-        until("a follower takes over", within, || {
-            cands
-                .iter()
-                .enumerate()
-                .any(|(k, c)| k != old && c.is_leading())
-        })
-        .await?;
-        leader = wait_one_leader(&cands, within).await?;
+        leader = takeover_from(&cands, old, within).await?;
         // Stragglers' writes, if any, land within J of the winner's: count them over a full LD.
         tokio::time::sleep(HERD_TIMINGS.0).await;
         let attempts = takeover_attempts(&before, &writes_of(&cluster, &cands), old, leader);

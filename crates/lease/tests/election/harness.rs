@@ -339,6 +339,23 @@ pub async fn wait_one_leader(candidates: &[Candidate], within: Duration) -> anyh
     found.context("no leader")
 }
 
+/// Waits until a candidate other than `old` leads, then until exactly one leads, and returns its index: the end of
+/// a takeover from `old`.
+pub async fn takeover_from(
+    candidates: &[Candidate],
+    old: usize,
+    within: Duration,
+) -> anyhow::Result<usize> {
+    until("another candidate takes over", within, || {
+        candidates
+            .iter()
+            .enumerate()
+            .any(|(k, c)| k != old && c.is_leading())
+    })
+    .await?;
+    wait_one_leader(candidates, within).await
+}
+
 /// Election requests (everything but watches and lists) of `user`.
 pub fn election_requests(c: &Counters, user: &str) -> u64 {
     ["get", "create", "update", "patch", "delete"]

@@ -19,6 +19,7 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use harness::*;
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
@@ -478,18 +479,9 @@ async fn third_parties_cannot_shorten_a_term() -> anyhow::Result<()> {
                     .await?;
             }
         }
-        until(
-            &format!("{edit}: another candidate leads"),
-            settle(),
-            || {
-                cands
-                    .iter()
-                    .enumerate()
-                    .any(|(k, c)| k != i && c.is_leading())
-            },
-        )
-        .await?;
-        let j = wait_one_leader(&cands, settle()).await?;
+        let j = takeover_from(&cands, i, settle())
+            .await
+            .with_context(|| edit.to_string())?;
         assert_ne!(i, j);
         let new = cands[j].wait_leading(Duration::from_secs(1)).await?;
         // The old holder's last renew as the admin's watch saw it; the followers saw it no earlier.
@@ -587,11 +579,7 @@ async fn herd_of_fifty_makes_few_attempts() -> anyhow::Result<()> {
     // Release.
     let before = writes_of(&cluster, &cands);
     cands[0].handle.step_down().await?;
-    until("a follower takes over", within, || {
-        cands[1..].iter().any(Candidate::is_leading)
-    })
-    .await?;
-    let i = wait_one_leader(&cands, within).await?;
+    let i = takeover_from(&cands, 0, within).await?;
     tokio::time::sleep(HERD_TIMINGS.0).await;
     let release_attempts = takeover_attempts(&before, &writes_of(&cluster, &cands), 0, i);
 
@@ -603,14 +591,7 @@ async fn herd_of_fifty_makes_few_attempts() -> anyhow::Result<()> {
         .server
         .faults()
         .partition(&cands[i].user, PartitionMode::Full);
-    until("another candidate takes over", within, || {
-        cands
-            .iter()
-            .enumerate()
-            .any(|(k, c)| k != i && c.is_leading())
-    })
-    .await?;
-    let j = wait_one_leader(&cands, within).await?;
+    let j = takeover_from(&cands, i, within).await?;
     tokio::time::sleep(HERD_TIMINGS.0).await;
     let expiry_attempts = takeover_attempts(&before, &writes_of(&cluster, &cands), i, j);
     println!(

@@ -63,8 +63,8 @@ enum Phase {
     /// identity, an acquire's answer may have been lost, or a restored backup may have brought back a term of
     /// ours that someone else has since replaced. Its term runs out first.
     Following,
-    /// The Lease is free and we wait our turn (`rank::takeover_delay`, at most J) before writing. Left for `Leading` when the
-    /// acquire succeeds; for `Following` when a new version shows the Lease is no longer free (someone else
+    /// The Lease is free and we wait our turn (`rank::takeover_delay`, at most J) before writing. Left for
+    /// `Leading` when the acquire succeeds; for `Following` when a new version shows the Lease is no longer free (someone else
     /// acquired), or when the acquire fails (409: observe first; other errors: back off).
     Contending {
         /// When to write.
@@ -475,11 +475,12 @@ impl Machine {
         // leadership we acquire takes effect only once such a leader has stopped (`Lead::starts`).
         self.out_of_touch = false;
         self.missed_deletion = false;
-        self.crowd = Crowd::read(lease).or(self.crowd);
         let now = Instant::now();
         if self.cached.as_deref() == Some(lease) {
             return Ok(false);
         }
+        // A version equal to the cached one was read when it was cached: only a new one can carry a new estimate.
+        self.crowd = Crowd::read(lease).or(self.crowd);
         self.check_collision(lease)?;
         self.floor = Floor::after(lease, source);
         let sighting = self
