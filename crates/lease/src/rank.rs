@@ -16,6 +16,9 @@
 //! per step / ln 2 (45 ms at the defaults and N̂ ≤ 100, 90 ms at N̂ = 1,000) whatever N is, and the last in line waits
 //! step × log2(2N̂): 0.14 s at N̂ = 10, 0.69 s at N̂ = 1,000. Without an estimate (a new Lease), N̂ is taken as 5,000
 //! with the smallest step (`UNKNOWN`).
+//! With thousands of watchers, the winner's write can take longer to reach a follower than a step: so everyone
+//! behind the expected first in line reads the Lease when its turn comes and writes only if it is still free
+//! ([`reads_first`]); a GET sees the new holder at once.
 //! Every delay is at most J, so the takeover bound LD + J + RD holds either way; safety never depends on the delays.
 
 use std::time::Duration;
@@ -59,6 +62,22 @@ pub(crate) fn takeover_delay(
     // log2(0) is −∞, which the max turns into no wait.
     step.mul_f64((2.0 * n * rank(identity, epoch)).log2().max(0.0))
         .min(spread)
+}
+
+/// Whether `identity` reads the Lease with a GET before its takeover write: everyone behind the expected first in
+/// line (a rank of 1/N̂ or more) does. By its turn the winner has usually written, but with thousands of
+/// watchers that write may not have reached this candidate's watch yet: a write would fail with 409, and then a
+/// GET would show the new holder. Reading first gets the same answer with one request instead of two, and no
+/// write. The front of the line, where a winner comes from most of the time, writes at once, so the usual
+/// handover has no extra round trip. With no spread at all (J = 0), nobody waits and nobody reads first.
+pub(crate) fn reads_first(
+    identity: &str,
+    epoch: u64,
+    spread: Duration,
+    crowd: Option<Crowd>,
+) -> bool {
+    let n = crowd.map_or(UNKNOWN, Crowd::size);
+    !spread.is_zero() && n * rank(identity, epoch) >= 1.0
 }
 
 /// The crowd a takeover assumes before any winner has estimated it (a new Lease): the most nodes a Kubernetes
@@ -158,5 +177,44 @@ mod tests {
         // Even an absurd estimate keeps every delay within J.
         let huge = Some(Crowd::after_win(None, 0.0));
         assert!(ids.iter().all(|id| takeover_delay(id, epoch, j, huge) <= j));
+    }
+
+    /// Everyone behind the expected first in line reads first: about N̂ − 1 of N̂, none when J = 0, and every one of
+    /// them waits at least one step, so the front's writes go out first.
+    #[test]
+    fn the_line_behind_the_front_reads_before_writing() {
+        let j = Duration::from_secs(2);
+        let hundred = Crowd::after_win(None, 0.0056);
+        assert!((hundred.size() - 100.0).abs() < 0.5, "{}", hundred.size());
+        let crowd = Some(hundred);
+        let ids: Vec<String> = (0..10_000).map(|i| format!("node-{i}_x")).collect();
+        let readers: Vec<&String> = ids
+            .iter()
+            .filter(|id| reads_first(id, 3, j, crowd))
+            .collect();
+        assert!(
+            (9_850..=9_950).contains(&readers.len()),
+            "{}",
+            readers.len()
+        );
+        let step = step(j, hundred);
+        assert!(
+            readers
+                .iter()
+                .all(|id| takeover_delay(id, 3, j, crowd) >= step)
+        );
+        let front = ids.iter().filter(|id| !reads_first(id, 3, j, crowd));
+        assert!(
+            front
+                .clone()
+                .all(|id| takeover_delay(id, 3, j, crowd) < step)
+        );
+        assert!(
+            !ids.iter()
+                .any(|id| reads_first(id, 3, Duration::ZERO, crowd))
+        );
+        // A new Lease assumes 5,000: about one in 5,000 writes at once.
+        let fronts = ids.iter().filter(|id| !reads_first(id, 3, j, None)).count();
+        assert!(fronts <= 10, "{fronts}");
     }
 }

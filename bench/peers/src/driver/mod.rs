@@ -349,19 +349,29 @@ async fn measure_steady(run: &mut Run, n: usize, window: Duration) -> anyhow::Re
     })
 }
 
-/// Write attempts between `c0` and the new leader: everyone but the old leader up to `c2` (so that losing
-/// attempts in flight are counted), the new leader only up to `c1` (its acquisition, not its first renews).
-fn attempts(c0: &Counters, c1: &Counters, c2: &Counters, old: usize, new: usize) -> u64 {
+/// Write attempts, and requests of any verb, between `c0` and the new leader: everyone but the old leader up to
+/// `c2` (so that losing attempts in flight are counted), the new leader only up to `c1` (its acquisition, not its
+/// first renews).
+fn takeover_cost(
+    c0: &Counters,
+    c1: &Counters,
+    c2: &Counters,
+    old: usize,
+    new: usize,
+) -> (u64, u64) {
     let (old, new) = (format!("c{old}"), format!("c{new}"));
-    let mut total = 0;
+    let (mut writes, mut total) = (0, 0);
     for user in c2
         .users
         .keys()
         .filter(|u| **u != old && **u != new && u.starts_with('c'))
     {
-        total += c2.user_delta(c0, user).writes;
+        let d = c2.user_delta(c0, user);
+        writes += d.writes;
+        total += d.total;
     }
-    total + c1.user_delta(c0, &new).writes
+    let d = c1.user_delta(c0, &new);
+    (writes + d.writes, total + d.total)
 }
 
 /// Runs graceful (`release`) or crash takeovers until the count or the time budget is used up.
@@ -426,7 +436,9 @@ async fn takeovers(run: &mut Run, args: &DriverArgs, graceful: bool) -> anyhow::
             run.pump_for(Duration::from_secs(1)).await;
             let c2 = run.counters().await?;
             out.latencies_ms.push(ms(start_t.saturating_sub(stop_t)));
-            out.attempts.push(attempts(&c0, &c1, &c2, old, new));
+            let (writes, requests) = takeover_cost(&c0, &c1, &c2, old, new);
+            out.attempts.push(writes);
+            out.requests.push(requests);
         } else {
             out.timeouts += 1;
         }

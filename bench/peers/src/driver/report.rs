@@ -19,6 +19,10 @@ pub struct Takeovers {
     pub latencies_ms: Vec<f64>,
     /// Lease write attempts (create/update/patch, any answer) between the release/crash and the new leader.
     pub attempts: Vec<u64>,
+    /// Requests of any verb (reads included) in the same window, counted the same way. Results written before this
+    /// was counted have none.
+    #[serde(default)]
+    pub requests: Vec<u64>,
 }
 
 /// Steady-state cost over one window.
@@ -152,12 +156,13 @@ fn lat_cell(t: &Takeovers, unit_s: bool) -> Option<(f64, String)> {
     ))
 }
 
-fn attempts_cell(t: &Takeovers) -> Option<(f64, String)> {
-    if t.attempts.is_empty() {
+/// The mean and the max of per-takeover counts, as "mean (max m)".
+fn mean_max_cell(counts: &[u64]) -> Option<(f64, String)> {
+    if counts.is_empty() {
         return None;
     }
-    let mean = t.attempts.iter().sum::<u64>() as f64 / t.attempts.len() as f64;
-    let max = t.attempts.iter().max().copied().unwrap_or(0);
+    let mean = counts.iter().sum::<u64>() as f64 / counts.len() as f64;
+    let max = counts.iter().max().copied().unwrap_or(0);
     Some((mean, format!("{} (max {max})", num(mean))))
 }
 
@@ -204,12 +209,22 @@ const METRICS: &[Metric] = &[
     Metric {
         title: "Write attempts per graceful takeover (mean, max)",
         note: "Lease creates/updates/patches of every candidate but the old leader, from the release to the new leader's start (stragglers up to 1 s later included); ratio on the mean",
-        cell: |r| attempts_cell(&r.graceful),
+        cell: |r| mean_max_cell(&r.graceful.attempts),
     },
     Metric {
         title: "Write attempts per crash takeover (mean, max)",
         note: "as above, from the crash",
-        cell: |r| attempts_cell(&r.crash),
+        cell: |r| mean_max_cell(&r.crash.attempts),
+    },
+    Metric {
+        title: "Requests per graceful takeover, reads included (mean, max)",
+        note: "every request (any verb) counted as the write attempts are: the GETs that stand in for writes bound to fail show here",
+        cell: |r| mean_max_cell(&r.graceful.requests),
+    },
+    Metric {
+        title: "Requests per crash takeover, reads included (mean, max)",
+        note: "as above, from the crash",
+        cell: |r| mean_max_cell(&r.crash.requests),
     },
     Metric {
         title: "Graceful handover: p50 / p99 / max",

@@ -16,6 +16,7 @@
 
 mod crowd;
 mod harness;
+mod late_watch;
 
 use std::time::{Duration, Instant};
 

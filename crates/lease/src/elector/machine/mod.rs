@@ -69,6 +69,8 @@ enum Phase {
     Contending {
         /// When to write.
         write_at: Instant,
+        /// Read the Lease first, and write only if it is still free (`rank::reads_first`).
+        read_first: bool,
     },
     /// We hold the Lease and renew it every RP; we lead from `Lead::starts` on. Left for `Following` when the
     /// guard's deadline passes, when a new version names another holder or another epoch than ours, or when the
@@ -289,7 +291,7 @@ impl Machine {
             Phase::Starting | Phase::Leading(_) => None,
             Phase::Following => Some(self.takeover_start().max(self.not_before)),
             // While the shared watch relists, a due takeover GETs first (see `relisting`).
-            Phase::Contending { write_at } => Some((*write_at).max(self.not_before)),
+            Phase::Contending { write_at, .. } => Some((*write_at).max(self.not_before)),
             Phase::CoolingDown { until } => Some(*until),
         };
         [phase, poll, start_polling].into_iter().flatten().min()
@@ -315,13 +317,16 @@ impl Machine {
         match &self.phase {
             Phase::Starting | Phase::Leading(_) => {}
             Phase::Following => self.evaluate(now),
-            Phase::Contending { write_at } if now < (*write_at).max(self.not_before) => {}
-            // Out of touch (the watch relists, or our last request failed): what we would write over may be a
-            // version that a restored backup brought back under a leader we could not see. Read the Lease first,
-            // and write at once if the answer still shows the term over; the answer counts as getting back in
-            // touch, so the takeover of a present Lease need not wait for a slow relist.
-            Phase::Contending { .. } if self.relisting() || self.out_of_touch => {
-                debug!(lease = %self.cfg.lease_name, "takeover due while out of touch; reading the Lease first");
+            Phase::Contending { write_at, .. } if now < (*write_at).max(self.not_before) => {}
+            // Read the Lease first, and write at once if the answer still shows the term over, when our place in
+            // line is behind the front (`rank::reads_first`: the winner's write may not have reached our watch
+            // yet), or when out of touch (the watch relists, or our last request failed): what we would write over
+            // may be a version that a restored backup brought back under a leader we could not see. The answer
+            // counts as getting back in touch, so the takeover of a present Lease need not wait for a slow relist.
+            Phase::Contending { read_first, .. }
+                if *read_first || self.relisting() || self.out_of_touch =>
+            {
+                debug!(lease = %self.cfg.lease_name, out_of_touch = self.out_of_touch, "takeover due; reading the Lease first");
                 self.refresh().await?;
                 let free = Instant::now() >= self.takeover_start().max(self.not_before);
                 if matches!(self.phase, Phase::Contending { .. }) && free && !self.out_of_touch {
@@ -414,7 +419,7 @@ impl Machine {
                 self.versions_taken = via.seq;
                 self.unwatched = false;
                 self.confirm_start(&lease, via);
-                self.observe(&lease, Source::Watch(via.list))?;
+                self.observe(lease, Source::Watch(via.list))?;
                 self.publish();
             }
             // A leader's next renew tells whether the Lease is really gone; followers confirm with a GET, spread
@@ -461,8 +466,16 @@ impl Machine {
     /// Records a version of the Lease from `source`; returns whether it was new. Reacts to what it shows.
     ///
     /// Answers to GETs and to our writes are always believed; watch events only when newer than what we
-    /// already believe (`version.rs`). Only a changed election record is a sighting of the holder.
-    fn observe(&mut self, lease: &Lease, source: Source) -> Result<bool, ElectorError> {
+    /// already believe (`version.rs`). Only a changed election record is a sighting of the holder. A version from
+    /// the shared watch arrives as the hub's `Arc` and is cached as it is: every follower sees every renewal, so
+    /// a copy per event would be most of a follower's work.
+    fn observe(
+        &mut self,
+        lease: impl Into<Arc<Lease>>,
+        source: Source,
+    ) -> Result<bool, ElectorError> {
+        let lease: Arc<Lease> = lease.into();
+        let lease = &lease;
         if self
             .floor
             .as_ref()
@@ -476,7 +489,11 @@ impl Machine {
         self.out_of_touch = false;
         self.missed_deletion = false;
         let now = Instant::now();
-        if self.cached.as_deref() == Some(lease) {
+        // The resourceVersion first: it differs for every new version, and compares far faster than the rest.
+        if self.cached.as_ref().is_some_and(|c| {
+            Arc::ptr_eq(c, lease)
+                || (c.metadata.resource_version == lease.metadata.resource_version && c == lease)
+        }) {
             return Ok(false);
         }
         // A version equal to the cached one was read when it was cached: only a new one can carry a new estimate.
@@ -491,7 +508,7 @@ impl Machine {
             self.check_cap(lease);
             self.term.observe(lease, now);
         }
-        self.cached = Some(Arc::new(lease.clone()));
+        self.cached = Some(Arc::clone(lease));
         if matches!(self.phase, Phase::Starting) {
             self.phase = Phase::Following;
         }
@@ -617,10 +634,13 @@ impl Machine {
             return;
         }
         let epoch = self.term.next_epoch(self.cached.as_deref());
-        let delay = rank::takeover_delay(&self.me, epoch, self.cfg.effective_spread(), self.crowd);
-        debug!(lease = %self.cfg.lease_name, ?delay, crowd = ?self.crowd, "Lease is free; contending");
+        let spread = self.cfg.effective_spread();
+        let delay = rank::takeover_delay(&self.me, epoch, spread, self.crowd);
+        let read_first = rank::reads_first(&self.me, epoch, spread, self.crowd);
+        debug!(lease = %self.cfg.lease_name, ?delay, read_first, crowd = ?self.crowd, "Lease is free; contending");
         self.phase = Phase::Contending {
             write_at: now + delay,
+            read_first,
         };
     }
 

@@ -38,7 +38,7 @@ impl Machine {
                 let new = match found {
                     Some(lease) => {
                         self.check_watched();
-                        self.observe(&lease, Source::Get)?
+                        self.observe(lease, Source::Get)?
                     }
                     None => {
                         self.unwatched = false;
@@ -127,7 +127,7 @@ impl Machine {
                     warn!(lease = %self.cfg.lease_name, epoch, "acquire succeeded after its deadline; not leading");
                     self.phase = Phase::Following;
                 }
-                self.observe(&lease, Source::Write)?;
+                self.observe(lease, Source::Write)?;
                 self.publish();
             }
             Err(ApiError::NotFound { .. }) if self.cached.is_none() => {
@@ -201,7 +201,7 @@ impl Machine {
                     warn!(lease = %self.cfg.lease_name, epoch, "renew succeeded after the deadline; leadership stays lost");
                     self.lose("renew succeeded after the deadline");
                 }
-                self.observe(&lease, Source::Write)?;
+                self.observe(lease, Source::Write)?;
             }
             Err(e @ (ApiError::Conflict { .. } | ApiError::NotFound { .. })) => {
                 debug!(lease = %self.cfg.lease_name, error = %e, "renew refused; observing first");
@@ -300,7 +300,7 @@ impl Machine {
             match self.api.replace(&body, timeout).await {
                 Ok(lease) => {
                     info!(lease = %self.cfg.lease_name, "released");
-                    let _ = self.observe(&lease, Source::Write);
+                    let _ = self.observe(lease, Source::Write);
                     return;
                 }
                 Err(ApiError::Conflict { .. }) => {
@@ -310,7 +310,7 @@ impl Machine {
                         .max(Duration::from_millis(1));
                     match self.api.get(timeout).await {
                         Ok(Some(lease)) => {
-                            if !matches!(self.observe(&lease, Source::Get), Ok(true)) {
+                            if !matches!(self.observe(lease, Source::Get), Ok(true)) {
                                 tokio::time::sleep(backoff.next_delay().min(left)).await;
                             }
                         }
