@@ -55,13 +55,14 @@ pub(crate) fn takeover_delay(
     spread: Duration,
     crowd: Option<Crowd>,
 ) -> Duration {
-    let (n, step) = match crowd {
-        Some(crowd) => (crowd.size(), step(spread, crowd)),
-        None => (UNKNOWN, spread / STEPS),
-    };
+    let step = crowd.map_or(spread / STEPS, |crowd| step(spread, crowd));
     // log2(0) is −∞, which the max turns into no wait.
-    step.mul_f64((2.0 * n * rank(identity, epoch)).log2().max(0.0))
-        .min(spread)
+    step.mul_f64(
+        (2.0 * assumed_size(crowd) * rank(identity, epoch))
+            .log2()
+            .max(0.0),
+    )
+    .min(spread)
 }
 
 /// Whether `identity` reads the Lease with a GET before its takeover write: everyone behind the expected first in
@@ -76,8 +77,13 @@ pub(crate) fn reads_first(
     spread: Duration,
     crowd: Option<Crowd>,
 ) -> bool {
-    let n = crowd.map_or(UNKNOWN, Crowd::size);
-    !spread.is_zero() && n * rank(identity, epoch) >= 1.0
+    !spread.is_zero() && assumed_size(crowd) * rank(identity, epoch) >= 1.0
+}
+
+/// How many candidates a takeover assumes: the Lease's estimate, or [`UNKNOWN`] without one. The delay and the
+/// front of the line both follow it, so they agree on where the front ends.
+fn assumed_size(crowd: Option<Crowd>) -> f64 {
+    crowd.map_or(UNKNOWN, Crowd::size)
 }
 
 /// The crowd a takeover assumes before any winner has estimated it (a new Lease): the most nodes a Kubernetes
