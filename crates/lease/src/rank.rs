@@ -11,11 +11,13 @@
 //! candidates spread evenly over J (`rank × J`), the first two are about J / N apart: 2 ms at N = 1,000 and J = 2 s,
 //! far less than a watch event takes to reach every follower, and a takeover costs tens of writes; at N = 10 the
 //! first in line waits about J / 10. So when the Lease tells how many candidates contend ([`Crowd`]), the delay is
-//! `step × log2(2 × N̂ × rank)` (none below 0, at most J), with a step of J/64 up to N̂ = 100 that grows by J/64 with
+//! `step × log2(2 × N̂ × rank)` (none below 0, at most J), with a step of J/96 up to N̂ = 100 that grows by J/48 with
 //! every tenfold beyond (`step`). Near the front of the line, which decides the race, that leaves about one candidate
-//! per step / ln 2 (45 ms at the defaults and N̂ ≤ 100, 90 ms at N̂ = 1,000) whatever N is, and the last in line waits
-//! step × log2(2N̂): 0.14 s at N̂ = 10, 0.69 s at N̂ = 1,000. Without an estimate (a new Lease), N̂ is taken as 5,000
-//! with the smallest step (`UNKNOWN`).
+//! per step / ln 2 (30 ms at the defaults and N̂ ≤ 100, 90 ms at N̂ = 1,000) whatever N is, and the last in line waits
+//! step × log2(2N̂): 90 ms at N̂ = 10, 0.69 s at N̂ = 1,000. Without an estimate (a new Lease) the line starts where
+//! 5,000 candidates would put its front (`UNKNOWN`) and comes in two waves (`unknown_delay`): ranks below 3/8, where
+//! the first of 10 nearly always is, within J/16, and the rest evenly over J/4 to J/2, by when a winner's write has
+//! reached every watcher.
 //! With thousands of watchers, the winner's write can take longer to reach a follower than a step: so everyone
 //! behind the expected first in line reads the Lease when its turn comes and writes only if it is still free
 //! ([`reads_first`]); a GET sees the new holder at once.
@@ -48,22 +50,46 @@ pub(crate) fn delay(identity: &str, epoch: u64, spread: Duration) -> Duration {
 }
 
 /// How long `identity` waits before trying to take over a free Lease: log-scaled for the estimated number of
-/// candidates, or for 5,000 when there is no estimate yet (see the module's documentation).
+/// candidates, or in two waves when there is no estimate yet (see the module's documentation).
 pub(crate) fn takeover_delay(
     identity: &str,
     epoch: u64,
     spread: Duration,
     crowd: Option<Crowd>,
 ) -> Duration {
-    let step = crowd.map_or(spread / STEPS, |crowd| step(spread, crowd));
-    // log2(0) is −∞, which the max turns into no wait.
-    step.mul_f64(
-        (2.0 * assumed_size(crowd) * rank(identity, epoch))
-            .log2()
-            .max(0.0),
-    )
-    .min(spread)
+    let rank = rank(identity, epoch);
+    match crowd {
+        Some(crowd) => log_delay(step(spread, crowd), crowd.size(), rank).min(spread),
+        None => unknown_delay(spread, rank),
+    }
 }
+
+/// `step × log2(2 × size × rank)`, none below 0: a rank twice another waits one step more, and ranks below
+/// 1 / (2 × size) go at once.
+fn log_delay(step: Duration, size: f64, rank: f64) -> Duration {
+    // log2(0) is −∞, which the max turns into no wait.
+    step.mul_f64((2.0 * size * rank).log2().max(0.0))
+}
+
+/// The delay for a Lease that carries no estimate (a new one): two waves. A candidate cannot tell 10 contenders
+/// from 5,000, so the line must start where 5,000 would put its front ([`UNKNOWN`]), and at 10 the first in line
+/// may hold any rank up to about 3/8 (the lowest of 10 lies above 0.37 once in 100). So ranks below
+/// [`FIRST_WAVE`] share the first J/16, log-scaled from 1/10,000, and at N = 10 or 100 the takeover is as quick
+/// as with an estimate. At 5,000 the first wave goes out before the winner's write can reach every watch; its
+/// members read first ([`reads_first`]), so it costs about 3/8 × N GETs once in a Lease's life, and a write
+/// attempt or two. Everyone else waits from J/4 to J/2, evenly by rank, by when a write has reached every watcher,
+/// and cancels without a request.
+fn unknown_delay(spread: Duration, rank: f64) -> Duration {
+    if rank < FIRST_WAVE {
+        let span = (2.0 * UNKNOWN * FIRST_WAVE).log2();
+        log_delay((spread / 16).div_f64(span), UNKNOWN, rank)
+    } else {
+        spread / 4 + (spread / 4).mul_f64((rank - FIRST_WAVE) / (1.0 - FIRST_WAVE))
+    }
+}
+
+/// The share of ranks in the first wave of a takeover without an estimate ([`unknown_delay`]).
+const FIRST_WAVE: f64 = 0.375;
 
 /// Whether `identity` reads the Lease with a GET before its takeover write: everyone behind the expected first in
 /// line (a rank of 1/N̂ or more) does. By its turn the winner has usually written, but with thousands of
@@ -87,22 +113,24 @@ fn assumed_size(crowd: Option<Crowd>) -> f64 {
 }
 
 /// The crowd a takeover assumes before any winner has estimated it (a new Lease): the most nodes a Kubernetes
-/// cluster supports, with the smallest step. Too large an estimate costs only delay, too small one costs writes: at
-/// N = 1,000 the first takeover of a new Lease cost 21 write attempts at `rank × J` in the bench, and 1 with this;
-/// at N = 10 the first in line waits about J/64 × log2(1,000) ≈ 0.3 s (245 ms in the bench) instead of about J/10.
-/// Every delay stays under J/64 × log2(10,000) ≈ J/5.
+/// cluster supports. Too large an estimate costs only delay, too small one costs writes: at N = 1,000 the first
+/// takeover of a new Lease cost 21 write attempts at `rank × J` in the bench, and 1 with this. Its delays come in
+/// two waves ([`unknown_delay`]), all under J/2.
 const UNKNOWN: f64 = 5_000.0;
 
-/// The log-scaled spread's step: a rank twice another waits one step more. It is J/64 up to 100 candidates and
-/// grows by J/64 with every tenfold beyond, because a winner's write takes longer to reach every watcher the more
-/// watchers there are, and the front of the line must be spaced wider than that. Growing with log N̂ keeps the last
-/// in line within J up to 10,000 candidates (J/64 × 3 × log2(20,000) ≈ 0.67 J).
+/// The log-scaled spread's step: a rank twice another waits one step more. It is J/96 up to 100 candidates and
+/// grows by J/48 with every tenfold beyond (J/32 at 1,000), because a winner's write takes longer to reach every
+/// watcher the more watchers there are, and the front of the line must be spaced wider than that. Up to 100 watchers
+/// a write reaches them all within a few milliseconds (a handover from the front of the line takes 5 to 7 ms in the
+/// bench), so the smallest step spaces the front 30 ms apart at the defaults, and a takeover waits no longer than it
+/// must. Growing with log N̂ keeps the last in line within J up to 10,000 candidates (J/96 × 5 × log2(20,000) ≈
+/// 0.74 J).
 fn step(spread: Duration, crowd: Crowd) -> Duration {
-    (spread / STEPS).mul_f64((crowd.size() / 10.0).log10().max(1.0))
+    (spread / STEPS).mul_f64((2.0 * (crowd.size() / 10.0).log10() - 1.0).max(1.0))
 }
 
 /// J / STEPS is the smallest step of the log-scaled spread.
-const STEPS: u32 = 64;
+const STEPS: u32 = 96;
 
 #[cfg(test)]
 mod tests {
@@ -131,7 +159,23 @@ mod tests {
         assert_eq!(delay("n_1", 1, Duration::ZERO), Duration::ZERO);
     }
 
-    /// Without an estimate a takeover assumes 5,000 candidates; with one, the log-scaled delay keeps the rank order, stays
+    /// Each of `ids` with its rank and takeover delay, in rank order, checking that the delays keep that order.
+    fn by_rank(
+        ids: &[String],
+        epoch: u64,
+        j: Duration,
+        crowd: Option<Crowd>,
+    ) -> Vec<(f64, Duration)> {
+        let mut out: Vec<(f64, Duration)> = ids
+            .iter()
+            .map(|id| (rank(id, epoch), takeover_delay(id, epoch, j, crowd)))
+            .collect();
+        out.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(out.windows(2).all(|w| w[0].1 <= w[1].1), "rank order kept");
+        out
+    }
+
+    /// Without an estimate a takeover comes in two waves; with one, the log-scaled delay keeps the rank order, stays
     /// within J, and spaces the first in line by a step that grows with log N̂ rather than J/N.
     #[test]
     fn takeover_delay_is_log_scaled_for_the_crowd() {
@@ -141,31 +185,33 @@ mod tests {
         let thousand = Crowd::after_win(None, 0.000_561);
         assert!((thousand.size() - 1000.0).abs() < 1.0);
         let crowd = Some(thousand);
-        // Without an estimate: 5,000 candidates and the smallest step.
-        for id in &ids {
-            let expected = (j / STEPS).mul_f64((10_000.0 * rank(id, epoch)).log2().max(0.0));
-            let got = takeover_delay(id, epoch, j, None);
-            assert!(
-                (got.as_secs_f64() - expected.as_secs_f64()).abs() < 1e-6,
-                "{got:?}"
-            );
-            assert!(got < Duration::from_millis(416), "{got:?}");
+        // Without an estimate: two waves, the ranks below 3/8 within J/16 from 1/10,000 on, the rest over J/4 to J/2.
+        let unknown = by_rank(&ids, epoch, j, None);
+        for &(r, d) in &unknown {
+            if r < 0.000_1 {
+                assert_eq!(d, Duration::ZERO, "{r}");
+            } else if r < FIRST_WAVE {
+                assert!(d > Duration::ZERO && d <= j / 16, "{r}: {d:?}");
+            } else {
+                assert!(d >= j / 4 && d < j / 2, "{r}: {d:?}");
+            }
         }
-        let mut by_rank: Vec<(f64, Duration)> = ids
-            .iter()
-            .map(|id| (rank(id, epoch), takeover_delay(id, epoch, j, crowd)))
-            .collect();
-        by_rank.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let first = unknown.iter().filter(|(r, _)| *r < FIRST_WAVE).count();
         assert!(
-            by_rank.windows(2).all(|w| w[0].1 <= w[1].1),
-            "rank order kept"
+            (325..425).contains(&first),
+            "{first} of 1000 in the first wave"
         );
-        let last = by_rank.last().unwrap().1;
-        // At N̂ = 1,000 the step is 2 × J/64: J/32 × log2(2 × 1000 × rank) < J/32 × 11 = 687.5 ms.
+        // The first wave is log-scaled: a rank twice another waits the same extra time anywhere in it.
+        let wave = |r: f64| unknown_delay(j, r).as_secs_f64();
+        let doubling = wave(0.2) - wave(0.1);
+        assert!((wave(0.02) - wave(0.01) - doubling).abs() < 1e-9);
+        assert!((doubling - 0.125 / (2.0 * UNKNOWN * FIRST_WAVE).log2()).abs() < 1e-9);
+        let last = by_rank(&ids, epoch, j, crowd).last().unwrap().1;
+        // At N̂ = 1,000 the step is 3 × J/96: J/32 × log2(2 × 1000 × rank) < J/32 × 11 = 687.5 ms.
         assert!(last < Duration::from_micros(687_500), "{last:?}");
         let one = step(j, thousand).as_secs_f64();
         assert!(
-            (one - 2.0 * (j / STEPS).as_secs_f64()).abs() < 1e-4,
+            (one - 3.0 * (j / STEPS).as_secs_f64()).abs() < 1e-4,
             "{one}"
         );
         // A rank twice another's waits one step more.
@@ -177,9 +223,11 @@ mod tests {
             (doubling - one).abs() < 1e-6,
             "one doubling, one step: {doubling}"
         );
-        // Up to 100 candidates the step is J/64.
+        // Up to 100 candidates the step is J/96.
         let small = Crowd::after_win(None, 0.056);
         assert_eq!(step(j, small), j / STEPS);
+        let hundred = Crowd::after_win(None, 0.005_62);
+        assert!((step(j, hundred).as_secs_f64() - (j / STEPS).as_secs_f64()).abs() < 1e-4);
         // Even an absurd estimate keeps every delay within J.
         let huge = Some(Crowd::after_win(None, 0.0));
         assert!(ids.iter().all(|id| takeover_delay(id, epoch, j, huge) <= j));
@@ -219,8 +267,15 @@ mod tests {
             !ids.iter()
                 .any(|id| reads_first(id, 3, Duration::ZERO, crowd))
         );
-        // A new Lease assumes 5,000: about one in 5,000 writes at once.
+        // A new Lease assumes 5,000: about one in 5,000 writes at once, and every reader waits at least one step of
+        // the first wave.
         let fronts = ids.iter().filter(|id| !reads_first(id, 3, j, None)).count();
         assert!(fronts <= 10, "{fronts}");
+        let first_step = (j / 16).div_f64((2.0 * UNKNOWN * FIRST_WAVE).log2());
+        assert!(
+            ids.iter()
+                .filter(|id| reads_first(id, 3, j, None))
+                .all(|id| takeover_delay(id, 3, j, None) >= first_step)
+        );
     }
 }
