@@ -45,8 +45,8 @@ pub struct ElectionConfig {
     /// with its rank in `[0, 1)`, a hash of (identity, epoch), before it tries to acquire, log-scaled for the
     /// number of candidates the Lease's winners have estimated, in steps of J/96 or more (see
     /// [`crate::CANDIDATES_ANNOTATION`]); on a new Lease, which has no estimate, 3/8 of the ranks within J/16 and
-    /// the rest from J/4 on. `None` (the default) means RP. A larger J means fewer wasted write
-    /// attempts where a winner's write is slow to reach every follower, a smaller one a faster takeover.
+    /// the rest over J/4 to J/2. `None` (the default) means RP. A larger J means fewer wasted write attempts where a
+    /// winner's write is slow to reach every follower, a smaller one a faster takeover.
     pub takeover_spread: Option<Duration>,
     /// How long [`crate::ElectionHandle::step_down`] sits out before campaigning again. `None` (the default)
     /// means LD, so that another candidate has a full term to take over.
