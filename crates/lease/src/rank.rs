@@ -49,15 +49,9 @@ pub(crate) fn delay(identity: &str, epoch: u64, spread: Duration) -> Duration {
     spread.mul_f64(rank(identity, epoch))
 }
 
-/// How long `identity` waits before trying to take over a free Lease: log-scaled for the estimated number of
-/// candidates, or in two waves when there is no estimate yet (see the module's documentation).
-pub(crate) fn takeover_delay(
-    identity: &str,
-    epoch: u64,
-    spread: Duration,
-    crowd: Option<Crowd>,
-) -> Duration {
-    let rank = rank(identity, epoch);
+/// How long a candidate of rank `rank` ([`rank`]) waits before trying to take over a free Lease: log-scaled for the
+/// estimated number of candidates, or in two waves when there is no estimate yet (see the module's documentation).
+pub(crate) fn takeover_delay(rank: f64, spread: Duration, crowd: Option<Crowd>) -> Duration {
     match crowd {
         Some(crowd) => log_delay(step(spread, crowd), crowd.size(), rank).min(spread),
         None => unknown_delay(spread, rank),
@@ -91,23 +85,19 @@ fn unknown_delay(spread: Duration, rank: f64) -> Duration {
 /// The share of ranks in the first wave of a takeover without an estimate ([`unknown_delay`]).
 const FIRST_WAVE: f64 = 0.375;
 
-/// Whether `identity` reads the Lease with a GET before its takeover write: everyone behind the expected first in
-/// line (a rank of 1/N̂ or more) does. By its turn the winner has usually written, but with thousands of
+/// Whether a candidate of rank `rank` reads the Lease with a GET before its takeover write: everyone behind the
+/// expected first in line (a rank of 1/N̂ or more) does. By its turn the winner has usually written, but with thousands of
 /// watchers that write may not have reached this candidate's watch yet: a write would fail with 409, and then a
 /// GET would show the new holder. Reading first gets the same answer with one request instead of two, and no
 /// write. The front of the line, where a winner comes from most of the time, writes at once, so the usual
 /// handover has no extra round trip. With no spread at all (J = 0), nobody waits and nobody reads first.
-pub(crate) fn reads_first(
-    identity: &str,
-    epoch: u64,
-    spread: Duration,
-    crowd: Option<Crowd>,
-) -> bool {
-    !spread.is_zero() && assumed_size(crowd) * rank(identity, epoch) >= 1.0
+pub(crate) fn reads_first(rank: f64, spread: Duration, crowd: Option<Crowd>) -> bool {
+    !spread.is_zero() && assumed_size(crowd) * rank >= 1.0
 }
 
-/// How many candidates a takeover assumes: the Lease's estimate, or [`UNKNOWN`] without one. The delay and the
-/// front of the line both follow it, so they agree on where the front ends.
+/// How many candidates a takeover assumes: the Lease's estimate, or [`UNKNOWN`] without one. [`takeover_delay`]
+/// sends the ranks below 1 / (2 × this) at once, with the estimate or, in [`unknown_delay`]'s first wave, with
+/// [`UNKNOWN`], so the line's front and [`reads_first`]'s agree.
 fn assumed_size(crowd: Option<Crowd>) -> f64 {
     crowd.map_or(UNKNOWN, Crowd::size)
 }
@@ -168,7 +158,8 @@ mod tests {
     ) -> Vec<(f64, Duration)> {
         let mut out: Vec<(f64, Duration)> = ids
             .iter()
-            .map(|id| (rank(id, epoch), takeover_delay(id, epoch, j, crowd)))
+            .map(|id| rank(id, epoch))
+            .map(|r| (r, takeover_delay(r, j, crowd)))
             .collect();
         out.sort_by(|a, b| a.0.total_cmp(&b.0));
         assert!(out.windows(2).all(|w| w[0].1 <= w[1].1), "rank order kept");
@@ -216,7 +207,7 @@ mod tests {
         );
         // A rank twice another's waits one step more.
         let at = |r: f64| step(j, thousand).mul_f64((2.0 * 1000.0 * r).log2().max(0.0));
-        let mine = takeover_delay("a", 0, j, crowd);
+        let mine = takeover_delay(rank("a", 0), j, crowd);
         assert!((mine.as_secs_f64() - at(rank("a", 0)).as_secs_f64()).abs() < 0.002);
         let doubling = (at(0.5) - at(0.25)).as_secs_f64();
         assert!(
@@ -230,7 +221,10 @@ mod tests {
         assert!((step(j, hundred).as_secs_f64() - (j / STEPS).as_secs_f64()).abs() < 1e-4);
         // Even an absurd estimate keeps every delay within J.
         let huge = Some(Crowd::after_win(None, 0.0));
-        assert!(ids.iter().all(|id| takeover_delay(id, epoch, j, huge) <= j));
+        assert!(
+            ids.iter()
+                .all(|id| takeover_delay(rank(id, epoch), j, huge) <= j)
+        );
     }
 
     /// Everyone behind the expected first in line reads first: about N̂ − 1 of N̂, none when J = 0, and every one of
@@ -244,7 +238,7 @@ mod tests {
         let ids: Vec<String> = (0..10_000).map(|i| format!("node-{i}_x")).collect();
         let readers: Vec<&String> = ids
             .iter()
-            .filter(|id| reads_first(id, 3, j, crowd))
+            .filter(|id| reads_first(rank(id, 3), j, crowd))
             .collect();
         assert!(
             (9_850..=9_950).contains(&readers.len()),
@@ -255,27 +249,30 @@ mod tests {
         assert!(
             readers
                 .iter()
-                .all(|id| takeover_delay(id, 3, j, crowd) >= step)
+                .all(|id| takeover_delay(rank(id, 3), j, crowd) >= step)
         );
-        let front = ids.iter().filter(|id| !reads_first(id, 3, j, crowd));
+        let front = ids.iter().filter(|id| !reads_first(rank(id, 3), j, crowd));
         assert!(
             front
                 .clone()
-                .all(|id| takeover_delay(id, 3, j, crowd) < step)
+                .all(|id| takeover_delay(rank(id, 3), j, crowd) < step)
         );
         assert!(
             !ids.iter()
-                .any(|id| reads_first(id, 3, Duration::ZERO, crowd))
+                .any(|id| reads_first(rank(id, 3), Duration::ZERO, crowd))
         );
         // A new Lease assumes 5,000: about one in 5,000 writes at once, and every reader waits at least one step of
         // the first wave.
-        let fronts = ids.iter().filter(|id| !reads_first(id, 3, j, None)).count();
+        let fronts = ids
+            .iter()
+            .filter(|id| !reads_first(rank(id, 3), j, None))
+            .count();
         assert!(fronts <= 10, "{fronts}");
         let first_step = (j / 16).div_f64((2.0 * UNKNOWN * FIRST_WAVE).log2());
         assert!(
             ids.iter()
-                .filter(|id| reads_first(id, 3, j, None))
-                .all(|id| takeover_delay(id, 3, j, None) >= first_step)
+                .filter(|id| reads_first(rank(id, 3), j, None))
+                .all(|id| takeover_delay(rank(id, 3), j, None) >= first_step)
         );
     }
 }

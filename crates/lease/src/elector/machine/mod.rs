@@ -635,8 +635,9 @@ impl Machine {
         }
         let epoch = self.term.next_epoch(self.cached.as_deref());
         let spread = self.cfg.effective_spread();
-        let delay = rank::takeover_delay(&self.me, epoch, spread, self.crowd);
-        let read_first = rank::reads_first(&self.me, epoch, spread, self.crowd);
+        let place = rank::rank(&self.me, epoch);
+        let delay = rank::takeover_delay(place, spread, self.crowd);
+        let read_first = rank::reads_first(place, spread, self.crowd);
         debug!(lease = %self.cfg.lease_name, ?delay, read_first, crowd = ?self.crowd, "Lease is free; contending");
         self.phase = Phase::Contending {
             write_at: now + delay,
